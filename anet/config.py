@@ -1,0 +1,296 @@
+"""Experiment configs: YAML -> typed, frozen dataclasses, with all validation in one place.
+
+A config has five sections (``model``, ``data``, ``train``, ``schedule``, ``run``). Every key
+has a default here, so a YAML file only states what differs. ``load_config(path, overrides)``
+applies ``--set key.sub=value`` overrides, validates types, ranges and combinations, and
+raises :class:`ConfigError` with the key path and the file on the first problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from anet.errors import AnetError
+
+
+class ConfigError(AnetError, ValueError):
+    """A config problem a user must fix; the message names the file and key path."""
+
+
+MODELS = ("alexnet", "anetc6", "vgg16")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+DISTRIBUTE = ("none", "mirrored", "multi_worker")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "anetc6"  # alexnet | anetc6 | vgg16
+    width: float = 1.0  # multiplies every conv filter count (tiny configs use e.g. 0.125)
+    fc_units: int = 4096  # units of fc1 and fc2
+    dropout: float = 0.5  # dropout rate after fc1 and fc2
+    weight_decay: float = 0.0005  # L2 penalty on conv/dense kernels
+    batch_norm: bool = False  # VGG16 only: BatchNorm after every conv (beyond the paper)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dir: str = "data/synthetic-karyotype"  # output of `anet prepare` (holds dataset.json)
+    image_size: int = 227  # model input height = width (227 AlexNet/ANet-c6, 224 VGG16)
+    resize: str = "stretch"  # stretch (the paper) | pad (keep aspect ratio on a fixed canvas)
+    normalize: str = "unit"  # unit: x/255 in [0,1] | standardize: per-dataset mean/std
+    augment: bool = False  # random crop (pad 8 px) + horizontal flip on training batches
+    shuffle_buffer: int = 10000  # examples in the shuffle buffer
+    cache: bool = False  # cache decoded training examples in memory (small datasets)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 64
+    epochs: int = 200  # upper bound; early break usually stops sooner
+    max_steps: int = 0  # stop after this many steps (0 = no limit; tiny configs use it)
+    optimizer: str = "momentum"  # sgd | momentum | adam
+    momentum: float = 0.9  # for optimizer: momentum
+    eval_every_steps: int = 200  # Algorithm 1 runs every this many steps
+    checkpoint_every_epochs: int = 10  # unconditional checkpoint period
+    eval_batches: int = 0  # batches of the valid split per evaluation (0 = whole split)
+    precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
+    jit_compile: bool = True  # XLA-compile the train step (measured faster on CPU and GPU)
+    deterministic: bool = False  # op determinism + fixed data order: reruns give equal weights
+    distribute: str = "none"  # none | mirrored (all local GPUs) | multi_worker (TF_CONFIG)
+
+
+@dataclass(frozen=True)
+class EarlyBreakConfig:
+    enabled: bool = True
+    valid_expectation: float = 0.98  # stop when valid accuracy >= this after an epoch ...
+    train_expectation: float = 0.99  # ... and train batch accuracy >= this ...
+    consecutive: int = 5  # ... for this many consecutive batches
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    monitor: str = "batch"  # batch: mini-batch accuracy (the paper) | valid: valid accuracy
+    # Algorithm 1: the highest level that the best accuracy exceeds sets lr and gate.
+    levels: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9)
+    lrs: tuple[float, ...] = (0.01, 0.005, 0.001, 0.0005)
+    gates: tuple[float, ...] = (0.0, 0.02, 0.01, 0.005)
+    early_break: EarlyBreakConfig = field(default_factory=EarlyBreakConfig)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    dir: str = ""  # run directory ("" = runs/<config file stem>)
+    seed: int = 0
+    keep_checkpoints: int = 0  # keep only the newest N unconditional ones (0 = keep all)
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    name: str = "experiment"  # set from the file name; names the default run dir
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Load a YAML config, apply ``key.sub=value`` overrides, validate, return a frozen Config.
+
+    ``path=None`` gives the defaults (plus overrides).
+    """
+    source = str(path) if path is not None else "<defaults>"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{source}: config file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{source}: not valid YAML: {str(e).splitlines()[0]}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: top level must be a mapping of sections")
+        raw = loaded
+        raw.setdefault("name", p.stem)
+    for item in overrides:
+        _apply_override(raw, item, source)
+    cfg = _build(Config, raw, "", source)
+    _validate(cfg, source)
+    return cfg
+
+
+def _apply_override(raw: dict, item: str, source: str) -> None:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key.sub=value, e.g. --set train.batch_size=32")
+    key, value = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {key}: {part!r} is not a section")
+        node = nxt
+    try:
+        node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        node[parts[-1]] = value
+
+
+def _build(cls, raw: Any, prefix: str, source: str):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean {prefix}{close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{source}: unknown key {prefix}{key!r}{hint} (valid: {', '.join(names)})"
+            )
+    kwargs = {}
+    for name in names:
+        if name not in raw:
+            continue
+        kwargs[name] = _coerce(hints[name], raw[name], f"{prefix}{name}", source)
+    return cls(**kwargs)
+
+
+def _coerce(tp, value, key: str, source: str):
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value if value is not None else {}, key + ".", source)
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        (item_tp, _) = typing.get_args(tp)
+        return tuple(_coerce(item_tp, v, f"{key}[{i}]", source) for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        raise AssertionError("unions are not used in configs")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - all fields are covered above
+        raise AssertionError(tp)
+    raise ConfigError(f"{source}: {key} must be {tp.__name__}, got {value!r}")
+
+
+def _check(cond: bool, source: str, key: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{source}: {key} {msg}")
+
+
+def _one_of(value: str, allowed: tuple[str, ...], source: str, key: str) -> None:
+    close = difflib.get_close_matches(value, allowed, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    _check(value in allowed, source, key, f"must be one of {', '.join(allowed)}, got {value!r}{hint}")
+
+
+def _validate(c: Config, s: str) -> None:
+    _one_of(c.model.name, MODELS, s, "model.name")
+    _check(0 < c.model.width <= 4, s, "model.width", f"must be in (0, 4], got {c.model.width}")
+    _check(c.model.fc_units >= 1, s, "model.fc_units", f"must be >= 1, got {c.model.fc_units}")
+    _check(0 <= c.model.dropout < 1, s, "model.dropout", f"must be in [0, 1), got {c.model.dropout}")
+    _check(c.model.weight_decay >= 0, s, "model.weight_decay", "must be >= 0")
+    _check(
+        not c.model.batch_norm or c.model.name == "vgg16",
+        s, "model.batch_norm", f"is only supported for vgg16, not {c.model.name}",
+    )
+    _check(8 <= c.data.image_size <= 1024, s, "data.image_size",
+           f"must be in [8, 1024], got {c.data.image_size}")
+    _one_of(c.data.resize, ("stretch", "pad"), s, "data.resize")
+    _one_of(c.data.normalize, ("unit", "standardize"), s, "data.normalize")
+    _check(c.data.shuffle_buffer >= 1, s, "data.shuffle_buffer", "must be >= 1")
+    t = c.train
+    _check(t.batch_size >= 1, s, "train.batch_size", f"must be >= 1, got {t.batch_size}")
+    _check(t.epochs >= 1, s, "train.epochs", f"must be >= 1, got {t.epochs}")
+    _check(t.max_steps >= 0, s, "train.max_steps", "must be >= 0")
+    _one_of(t.optimizer, ("sgd", "momentum", "adam"), s, "train.optimizer")
+    _check(0 <= t.momentum < 1, s, "train.momentum", "must be in [0, 1)")
+    _check(t.eval_every_steps >= 1, s, "train.eval_every_steps", "must be >= 1")
+    _check(t.checkpoint_every_epochs >= 1, s, "train.checkpoint_every_epochs", "must be >= 1")
+    _check(t.eval_batches >= 0, s, "train.eval_batches", "must be >= 0")
+    _one_of(t.precision, PRECISIONS, s, "train.precision")
+    _one_of(t.distribute, DISTRIBUTE, s, "train.distribute")
+    sc = c.schedule
+    _one_of(sc.monitor, ("batch", "valid"), s, "schedule.monitor")
+    n = len(sc.levels)
+    _check(n >= 1, s, "schedule.levels", "must have at least one level")
+    _check(len(sc.lrs) == n and len(sc.gates) == n, s, "schedule.lrs/gates",
+           f"must have as many entries as schedule.levels ({n}), got {len(sc.lrs)} and {len(sc.gates)}")
+    _check(list(sc.levels) == sorted(sc.levels), s, "schedule.levels",
+           f"must be ascending, got {list(sc.levels)}")
+    _check(all(0 <= v < 1 for v in sc.levels), s, "schedule.levels", "must lie in [0, 1)")
+    _check(all(v > 0 for v in sc.lrs), s, "schedule.lrs", f"must be > 0, got {list(sc.lrs)}")
+    _check(all(0 <= v < 1 for v in sc.gates), s, "schedule.gates", "must lie in [0, 1)")
+    eb = sc.early_break
+    _check(0 <= eb.valid_expectation <= 1, s, "schedule.early_break.valid_expectation", "must be in [0, 1]")
+    _check(0 <= eb.train_expectation <= 1, s, "schedule.early_break.train_expectation", "must be in [0, 1]")
+    _check(eb.consecutive >= 1, s, "schedule.early_break.consecutive", "must be >= 1")
+    _check(c.run.keep_checkpoints >= 0, s, "run.keep_checkpoints", "must be >= 0")
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def to_dict(cfg: Config) -> dict:
+    """Plain nested dict (tuples as lists) suitable for YAML/JSON."""
+
+    def conv(v):
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(dataclasses.asdict(cfg))
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def write_config(cfg: Config, directory: str | Path, name: str = "config.yaml") -> Path:
+    """Write the resolved config into ``directory`` atomically."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    target = d / name
+    tmp = d / f".{name}.tmp"
+    tmp.write_text(dump_yaml(cfg))
+    tmp.replace(target)
+    return target
+
+
+def from_dict(raw: dict, source: str = "<dict>") -> Config:
+    """Rebuild a Config from :func:`to_dict` output (e.g. a checkpoint's stored config)."""
+    cfg = _build(Config, dict(raw), "", source)
+    _validate(cfg, source)
+    return cfg
+
+
+def replace(cfg: Config, **sections) -> Config:
+    """``dataclasses.replace`` on the top-level config (sections are frozen)."""
+    return dataclasses.replace(cfg, **sections)
