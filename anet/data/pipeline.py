@@ -1,0 +1,187 @@
+"""tf.data input pipeline: TFRecord shards -> (image float32 [S, S, C], label int32) batches.
+
+Preprocessing is a chain of pure functions ``(tensor, spec) -> tensor`` shared by training,
+evaluation and ``anet predict`` (one code path). Training adds a seeded shuffle and optional
+augmentation; each epoch is its own dataset with its own shuffle seed, so a resumed run can
+skip exactly the batches it already trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import tensorflow as tf
+
+from anet.data.records import parse_example, shard_paths
+from anet.errors import AnetError
+
+AUTOTUNE = tf.data.AUTOTUNE
+AUG_PAD = 8  # pixels of padding before the random crop
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What the preprocessing needs: derived once from the config and dataset.json."""
+
+    image_size: int
+    channels: int
+    resize: str = "stretch"  # stretch | pad
+    pad_scale: float = 1.0  # pad mode: one scale for every image (keeps relative lengths)
+    mean: tuple[float, ...] = ()  # empty -> unit scaling only
+    std: tuple[float, ...] = ()
+
+
+def load_manifest(data_dir: str | Path) -> dict:
+    """Read ``dataset.json`` of a prepared dataset, with a clear error when it is missing."""
+    path = Path(data_dir) / "dataset.json"
+    if not path.is_file():
+        raise AnetError(
+            f"{path}: no prepared dataset (data.dir={data_dir}); run `anet prepare` first "
+            "or set data.dir to its output folder"
+        )
+    return json.loads(path.read_text())
+
+
+def preprocess_spec(data_cfg, manifest: dict) -> Preprocess:
+    """Derive the preprocessing spec from ``cfg.data`` and the dataset manifest."""
+    size = data_cfg.image_size
+    max_h, max_w = manifest.get("size", {}).get("max", [size, size])
+    standardize = data_cfg.normalize == "standardize"
+    return Preprocess(
+        image_size=size,
+        channels=int(manifest["channels"]),
+        resize=data_cfg.resize,
+        pad_scale=size / max(max_h, max_w, 1),
+        mean=tuple(manifest["mean"]) if standardize else (),
+        std=tuple(manifest["std"]) if standardize else (),
+    )
+
+
+def decode(image_bytes: tf.Tensor, spec: Preprocess) -> tf.Tensor:
+    """JPEG/PNG bytes -> uint8 [H, W, C] with the dataset's channel count."""
+    img = tf.io.decode_image(image_bytes, channels=spec.channels, expand_animations=False)
+    img.set_shape([None, None, spec.channels])
+    return img
+
+
+def resize(img: tf.Tensor, spec: Preprocess) -> tf.Tensor:
+    """uint8/float [H, W, C] -> float32 [S, S, C] in [0, 255].
+
+    ``stretch`` scales each axis to S (the paper). ``pad`` scales every image by one factor
+    (S / largest side in the dataset, so relative lengths survive; smaller if an image
+    would not fit) and centres it on a canvas filled with the image's mean border value
+    (light background for chromosomes, dark for digits).
+    """
+    s = spec.image_size
+    img = tf.cast(img, tf.float32)
+    if spec.resize == "stretch":
+        return tf.image.resize(img, [s, s], antialias=True)
+    shape = tf.cast(tf.shape(img)[:2], tf.float32)
+    scale = tf.minimum(spec.pad_scale, tf.reduce_min(s / shape))
+    new_hw = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), 1)
+    border = tf.concat(
+        [img[0], img[-1], img[:, 0], img[:, -1]], axis=0
+    )  # [N, C] pixels on the four edges
+    fill = tf.reduce_mean(border, axis=0)
+    small = tf.image.resize(img, new_hw, antialias=True)
+    top = (s - new_hw[0]) // 2
+    left = (s - new_hw[1]) // 2
+    padded = tf.pad(
+        small - fill, [[top, s - new_hw[0] - top], [left, s - new_hw[1] - left], [0, 0]]
+    )
+    return tf.ensure_shape(padded + fill, [s, s, spec.channels])
+
+
+def normalize(img: tf.Tensor, spec: Preprocess) -> tf.Tensor:
+    """[0, 255] -> [0, 1], then per-channel standardization when the spec has mean/std."""
+    x = img / 255.0
+    if spec.mean:
+        x = (x - tf.constant(spec.mean, tf.float32)) / tf.constant(spec.std, tf.float32)
+    return x
+
+
+def augment(img: tf.Tensor, seed: tf.Tensor, spec: Preprocess) -> tf.Tensor:
+    """Random crop (after padding AUG_PAD px by edge reflection) and horizontal flip."""
+    s = spec.image_size
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    padded = tf.pad(img, [[AUG_PAD, AUG_PAD], [AUG_PAD, AUG_PAD], [0, 0]], mode="REFLECT")
+    img = tf.image.stateless_random_crop(padded, [s, s, spec.channels], seed=seeds[0])
+    return tf.image.stateless_random_flip_left_right(img, seed=seeds[1])
+
+
+def eval_transform(image_bytes: tf.Tensor, spec: Preprocess) -> tf.Tensor:
+    """Bytes -> model input, for evaluation and prediction."""
+    return normalize(resize(decode(image_bytes, spec), spec), spec)
+
+
+def _files(data_dir: str | Path, split: str) -> list[str]:
+    files = shard_paths(data_dir, split)
+    if not files:
+        raise AnetError(f"{data_dir}: no {split}-*.tfrecord shards; re-run `anet prepare`")
+    return files
+
+
+def _records(files: list[str], seed: int | None) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if seed is not None:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=False)
+    return ds.interleave(
+        tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+        num_parallel_calls=AUTOTUNE, deterministic=True,
+    )
+
+
+def train_dataset(
+    data_dir: str | Path, spec: Preprocess, *, batch_size: int, epoch: int, seed: int,
+    skip_batches: int = 0, augment_images: bool = False, shuffle_buffer: int = 10000,
+) -> tf.data.Dataset:
+    """One epoch of shuffled training batches (drop_remainder: static shapes for XLA).
+
+    The order depends only on (seed, epoch), so ``skip_batches`` resumes mid-epoch exactly.
+    """
+    epoch_seed = seed * 100003 + epoch
+    ds = _records(_files(data_dir, "train"), epoch_seed)
+    ds = ds.shuffle(shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+    if skip_batches:
+        ds = ds.skip(skip_batches * batch_size)  # before decoding: skipping costs only I/O
+
+    def parse(index, serialized):
+        ex = parse_example(serialized)
+        img = resize(decode(ex["image"], spec), spec)
+        if augment_images:
+            img = augment(img, tf.stack([tf.cast(epoch_seed, tf.int64), index]), spec)
+        return normalize(img, spec), tf.cast(ex["label"], tf.int32)
+
+    ds = ds.enumerate(start=skip_batches * batch_size).map(
+        parse, num_parallel_calls=AUTOTUNE, deterministic=True
+    )
+    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+
+
+def eval_dataset(
+    data_dir: str | Path, split: str, spec: Preprocess, *, batch_size: int,
+    max_batches: int = 0, with_meta: bool = False,
+) -> tf.data.Dataset:
+    """A split in file order, every example once (last batch may be smaller).
+
+    With ``with_meta`` each element is (image, label, filename, cell) for per-example reports.
+    """
+
+    def parse(serialized):
+        ex = parse_example(serialized)
+        img = eval_transform(ex["image"], spec)
+        label = tf.cast(ex["label"], tf.int32)
+        return (img, label, ex["filename"], ex["cell"]) if with_meta else (img, label)
+
+    ds = _records(_files(data_dir, split), None)
+    ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size)
+    if max_batches:
+        ds = ds.take(max_batches)
+    return ds.prefetch(AUTOTUNE)
+
+
+def split_size(manifest: dict, split: str) -> int:
+    """Number of examples in a split, from the manifest."""
+    return int(manifest["totals"][split])

@@ -1,0 +1,86 @@
+"""Device placement: one GPU per model (`--gpu N`), and several models on several GPUs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from anet.errors import AnetError
+
+
+def select_gpu(gpu: int | None) -> None:
+    """Make only GPU ``gpu`` visible to TensorFlow (call before TF initialises devices).
+
+    With no such GPU, TensorFlow sees none and the model runs on the CPU (with a notice).
+    """
+    if gpu is None:
+        return
+    if gpu < 0:
+        raise AnetError(f"--gpu {gpu}: must be a GPU index >= 0")
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        print(f"notice: GPU {gpu} is not available; training on the CPU", file=sys.stderr)
+
+
+def parse_gpus(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; '' -> every visible GPU (none on a CPU-only machine)."""
+    if not text.strip():
+        import tensorflow as tf
+
+        return list(range(len(tf.config.list_physical_devices("GPU"))))
+    try:
+        gpus = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise AnetError(f"--gpus {text!r}: expected comma-separated GPU indices like 0,1,2") from None
+    if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
+        raise AnetError(f"--gpus {text!r}: indices must be distinct and >= 0")
+    return gpus
+
+
+def train_many(configs: list[str], overrides: list[str], gpus: list[int]) -> int:
+    """Run ``anet train`` for each config, one per GPU at a time; sequentially without GPUs.
+
+    Each run logs to ``<run dir>/train.log``. Returns the worst exit code.
+    """
+    from anet.config import load_config
+    from anet.train import default_run_dir
+
+    jobs = []
+    for path in configs:  # validate every config before starting anything
+        cfg = load_config(path, overrides)
+        jobs.append((path, default_run_dir(cfg)))
+    run_dirs = [str(d) for _, d in jobs]
+    if len(set(run_dirs)) != len(run_dirs):
+        raise AnetError("train-many: two configs share a run directory; give them distinct run.dir")
+    slots = gpus or [None]
+    running: dict = {}  # slot -> (process, config, run dir, log file)
+    codes = []
+    queue = list(jobs)
+    while queue or running:
+        for slot in slots:
+            if slot not in running and queue:
+                path, run_dir = queue.pop(0)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                log = open(run_dir / "train.log", "a")
+                cmd = [sys.executable, "-m", "anet.cli", "train", path, "--run-dir", str(run_dir)]
+                cmd += [a for o in overrides for a in ("--set", o)]
+                if slot is not None:
+                    cmd += ["--gpu", str(slot)]
+                where = f"GPU {slot}" if slot is not None else "CPU"
+                print(f"start {path} on {where} -> {run_dir}/train.log", flush=True)
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+                running[slot] = (proc, path, run_dir, log)
+        for slot, (proc, path, run_dir, log) in list(running.items()):
+            if proc.poll() is not None:
+                log.close()
+                codes.append(proc.returncode)
+                status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+                print(f"{status}: {path} ({run_dir}/train.log)", flush=True)
+                del running[slot]
+        time.sleep(0.5)
+    return max(codes, default=0)

@@ -1,0 +1,53 @@
+"""What a run writes while it trains: metrics.jsonl, TensorBoard scalars, the resolved config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+METRICS = "metrics.jsonl"
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """All rows of ``metrics.jsonl`` (a torn last line from a kill is ignored)."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+class MetricsLog:
+    """Appends metric rows to ``metrics.jsonl`` and mirrors numbers to TensorBoard."""
+
+    def __init__(self, run_dir: str | Path, resume_step: int = 0, enabled: bool = True):
+        self.path = Path(run_dir) / METRICS
+        self.enabled = enabled
+        if not enabled:
+            return
+        # Rows logged after the checkpoint we resume from describe training that is redone.
+        kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= resume_step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self.writer = tf.summary.create_file_writer(str(Path(run_dir) / "tensorboard"))
+
+    def log(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        with self.writer.as_default(step=int(row["step"])):
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step",):
+                    tf.summary.scalar(f"{row.get('kind', 'train')}/{k}", v)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.writer.close()

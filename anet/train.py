@@ -1,0 +1,308 @@
+"""train(cfg, run_dir): data + model + optimizer + Algorithm 1 + checkpoints, in one custom loop.
+
+A custom loop (not ``model.fit``) because the learning rate and checkpointing follow
+Algorithm 1 at arbitrary steps, the run must resume mid-epoch with its policy state, and the
+same loop runs under ``MirroredStrategy`` and ``MultiWorkerMirroredStrategy`` (where
+``fit`` fails with PerReplica values).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from tqdm import tqdm
+
+from anet import checkpoints, schedule
+from anet.config import Config, to_dict, write_config
+from anet.data import pipeline
+from anet.errors import AnetError
+from anet.runlog import MetricsLog
+
+# Config sections that must match to resume a run (others, e.g. epochs, may change).
+RESUME_KEYS = (("model",), ("data", "dir"), ("data", "image_size"), ("data", "resize"),
+               ("data", "normalize"), ("train", "batch_size"), ("train", "optimizer"),
+               ("train", "precision"))
+
+
+def default_run_dir(cfg: Config) -> Path:
+    return Path(cfg.run.dir or f"runs/{cfg.name}")
+
+
+def setup(cfg: Config) -> None:
+    """Seeds, op determinism and the dtype policy; call before building anything."""
+    keras.utils.set_random_seed(cfg.run.seed)
+    if cfg.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_dtype_policy(cfg.train.precision)
+
+
+def make_strategy(distribute: str) -> tf.distribute.Strategy:
+    if distribute == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if distribute == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise AnetError("train.distribute=multi_worker needs the TF_CONFIG environment variable")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def worker_index() -> int:
+    """This process's task index under TF_CONFIG (0 when not multi-worker)."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    return int(tf_config.get("task", {}).get("index", 0))
+
+
+def make_optimizer(train_cfg, lr: float) -> keras.optimizers.Optimizer:
+    if train_cfg.optimizer == "adam":
+        opt = keras.optimizers.Adam(learning_rate=lr)
+    else:
+        momentum = train_cfg.momentum if train_cfg.optimizer == "momentum" else 0.0
+        opt = keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
+    if train_cfg.precision == "mixed_float16":
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+def make_train_step(model, optimizer, strategy, global_batch: int, jit_compile: bool):
+    """Compiled step: returns (mean loss, number of correct predictions) over the global batch."""
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+
+    @tf.function(jit_compile=jit_compile)
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            probs = model(x, training=True)
+            loss = tf.nn.compute_average_loss(loss_fn(y, probs), global_batch_size=global_batch)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            scaled = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        pred = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        return loss, tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))
+
+    @tf.function
+    def step(batch):
+        loss, correct = strategy.run(replica_step, args=batch)
+        sum_ = tf.distribute.ReduceOp.SUM
+        return strategy.reduce(sum_, loss, axis=None), strategy.reduce(sum_, correct, axis=None)
+
+    return step
+
+
+def make_eval_fn(model):
+    @tf.function
+    def batch_stats(x, y):
+        probs = model(x, training=False)
+        loss = keras.losses.sparse_categorical_crossentropy(y, probs)
+        pred = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        return tf.reduce_sum(loss), tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))
+
+    def evaluate(ds) -> tuple[float, float]:
+        n = total_loss = correct = 0.0
+        for x, y in ds:
+            loss, c = batch_stats(x, y)
+            total_loss += float(loss)
+            correct += float(c)
+            n += int(y.shape[0])
+        if n == 0:
+            raise AnetError("the validation split is empty; re-run `anet prepare` with --valid-ratio > 0")
+        return correct / n, total_loss / n
+
+    return evaluate
+
+
+def _check_resumable(cfg: Config, stored: dict, run_dir: Path) -> None:
+    now = to_dict(cfg)
+    for path in RESUME_KEYS:
+        a, b = now, stored
+        for k in path:
+            a, b = a.get(k), (b or {}).get(k)
+        if a != b:
+            key = ".".join(path)
+            raise AnetError(
+                f"{run_dir}: existing run has {key}={b!r} but the config says {a!r}; "
+                "use another --run-dir or restore the setting to resume"
+            )
+
+
+def _finished(state: dict, cfg: Config) -> str:
+    """Why a stored run needs no more training ('' if it does)."""
+    if state.get("stop_reason") == "early_break":
+        return "early break"
+    if state["epoch"] >= cfg.train.epochs:
+        return f"all {cfg.train.epochs} epochs done"
+    if cfg.train.max_steps and state["step"] >= cfg.train.max_steps:
+        return f"train.max_steps={cfg.train.max_steps} reached"
+    return ""
+
+
+def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
+    """Train (or resume) one experiment in ``run_dir``; returns the final checkpoint state."""
+    run_dir = Path(run_dir or default_run_dir(cfg))
+    manifest = pipeline.load_manifest(cfg.data.dir)
+    setup(cfg)
+    strategy = make_strategy(cfg.train.distribute)
+    if cfg.train.distribute == "multi_worker" and worker_index() > 0:
+        run_dir = run_dir / f"worker-{worker_index()}"  # only the chief writes the run itself
+    ckpt_root = run_dir / "checkpoints"
+    checkpoints.clean_partial(ckpt_root) if ckpt_root.exists() else None
+    resume = checkpoints.latest(ckpt_root)
+    if resume:
+        _check_resumable(cfg, resume["config"], run_dir)
+        done = _finished(resume, cfg)
+        if done:
+            print(f"{run_dir}: already finished at step {resume['step']} ({done}); nothing to do")
+            return resume
+    write_config(cfg, run_dir)
+
+    sc = cfg.schedule
+    spec = pipeline.preprocess_spec(cfg.data, manifest)
+    batch = cfg.train.batch_size
+    steps_per_epoch = pipeline.split_size(manifest, "train") // batch
+    if steps_per_epoch == 0:
+        raise AnetError(
+            f"train.batch_size={batch} is larger than the train split "
+            f"({pipeline.split_size(manifest, 'train')} examples); lower it"
+        )
+    from anet import models  # imported late: builds Keras layers under the dtype policy
+
+    with strategy.scope():
+        model = models.build_from_config(
+            cfg.model, cfg.data.image_size, spec.channels, int(manifest["num_classes"]))
+        state = schedule.initial_state(sc.levels, sc.lrs, sc.gates)
+        optimizer = make_optimizer(cfg.train, state.lr)
+        optimizer.build(model.trainable_variables)
+    step, epoch, in_epoch = 0, 0, 0
+    if resume:
+        saved = checkpoints.load(resume["path"], model=model, optimizer=optimizer)
+        state = schedule.ScheduleState(**saved["schedule"])
+        step, epoch, in_epoch = saved["step"], saved["epoch"], saved["batch_in_epoch"]
+        print(f"resuming {run_dir} from {Path(resume['path']).name}: step {step}, epoch {epoch}, "
+              f"best {state.best:.4f}, lr {state.lr:g}")
+    optimizer.learning_rate = state.lr
+
+    train_step = make_train_step(model, optimizer, strategy, batch, cfg.train.jit_compile)
+    evaluate = make_eval_fn(model)
+    valid_ds = pipeline.eval_dataset(cfg.data.dir, "valid", spec, batch_size=batch,
+                                     max_batches=cfg.train.eval_batches)
+    log = MetricsLog(run_dir, resume_step=step)
+    ctx = dict(config=to_dict(cfg), model=cfg.model.name, num_classes=int(manifest["num_classes"]),
+               input_shape=[cfg.data.image_size, cfg.data.image_size, spec.channels])
+
+    def save(reasons, **extra) -> Path:
+        row = dict(ctx, step=step, epoch=epoch, batch_in_epoch=in_epoch,
+                   schedule=dict(state.__dict__), reasons=reasons, **extra)
+        path = checkpoints.save(ckpt_root, model=model, optimizer=optimizer, state=row)
+        checkpoints.prune_periodic(ckpt_root, cfg.run.keep_checkpoints)
+        return path
+
+    stop_reason, last_valid = "", {}
+    prev_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        while not stop_reason:
+            if epoch >= cfg.train.epochs:
+                stop_reason = "epochs"
+                break
+            ds = pipeline.train_dataset(
+                cfg.data.dir, spec, batch_size=batch, epoch=epoch, seed=cfg.run.seed,
+                skip_batches=in_epoch, augment_images=cfg.data.augment,
+                shuffle_buffer=cfg.data.shuffle_buffer)
+            ds = strategy.experimental_distribute_dataset(ds) if cfg.train.distribute != "none" else ds
+            bar = tqdm(total=steps_per_epoch, initial=in_epoch, desc=f"epoch {epoch + 1}",
+                       unit="batch", leave=False, dynamic_ncols=True)
+            window = {"loss": 0.0, "correct": 0.0, "n": 0, "t": time.perf_counter()}
+            for xy in ds:
+                loss, correct = (float(v) for v in train_step(xy))
+                step += 1
+                in_epoch += 1
+                batch_acc = correct / batch
+                if not math.isfinite(loss):
+                    last = checkpoints.latest(ckpt_root)
+                    where = Path(last["path"]).name if last else "none"
+                    raise AnetError(
+                        f"step {step}: training loss is {loss}; stopped. Last good checkpoint: "
+                        f"{where}. Lower schedule.lrs or check the data")
+                state = schedule.ScheduleState(**{**state.__dict__, "streak": schedule.update_streak(
+                    state.streak, batch_acc, sc.early_break.train_expectation)})
+                window["loss"] += loss
+                window["correct"] += correct
+                window["n"] += 1
+                bar.update(1)
+                if schedule.is_check_step(step, cfg.train.eval_every_steps):
+                    row = _window_row(window, batch, step, epoch, state.lr)
+                    if sc.monitor == "valid":
+                        last_valid = _valid(evaluate, valid_ds, step)
+                        row.update(last_valid)
+                    acc = row["valid_acc"] if sc.monitor == "valid" else batch_acc
+                    state, need_save = schedule.check_and_adjust(acc, state, sc.levels, sc.lrs, sc.gates)
+                    optimizer.learning_rate = state.lr
+                    row.update(kind="check", batch_acc=batch_acc, monitored=acc, best=state.best,
+                               next_lr=state.lr, saved=need_save)
+                    if need_save:
+                        save(["check"], monitored=acc, train_acc=batch_acc, **last_valid)
+                    log.log(row)
+                    bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
+                                    lr=f"{state.lr:g}", ips=f"{row['images_per_sec']:.0f}")
+                    window = {"loss": 0.0, "correct": 0.0, "n": 0, "t": time.perf_counter()}
+                if cfg.train.max_steps and step >= cfg.train.max_steps:
+                    stop_reason = "max_steps"
+                    break
+            bar.close()
+            if stop_reason:
+                break
+            epoch, in_epoch = epoch + 1, 0
+            last_valid = _valid(evaluate, valid_ds, step)
+            log.log(dict(kind="epoch", step=step, epoch=epoch, lr=state.lr, streak=state.streak,
+                         **last_valid))
+            eb = sc.early_break
+            if eb.enabled and schedule.should_break(
+                    last_valid["valid_acc"], state.streak, eb.valid_expectation, eb.consecutive):
+                stop_reason = "early_break"
+            elif epoch % cfg.train.checkpoint_every_epochs == 0:
+                save(["periodic"], **last_valid)
+            print(f"epoch {epoch}: step {step}, valid acc {last_valid['valid_acc']:.4f}, "
+                  f"loss {last_valid['valid_loss']:.4f}, lr {state.lr:g}")
+    except KeyboardInterrupt:
+        stop_reason = "interrupted"
+    finally:
+        signal.signal(signal.SIGTERM, prev_sigterm)
+    try:
+        if not last_valid or last_valid.get("valid_step") != step:
+            last_valid = _valid(evaluate, valid_ds, step)
+        finished = stop_reason != "interrupted"
+        path = save(["final" if finished else "interrupt"], stop_reason=stop_reason,
+                    finished=finished, **last_valid)
+    finally:
+        log.close()
+    from anet.report import plot_curves
+
+    plot_curves(run_dir)
+    final = json.loads((path / checkpoints.STATE).read_text())
+    print(f"{run_dir}: stopped at step {step} ({stop_reason}); valid acc "
+          f"{last_valid['valid_acc']:.4f}; checkpoint {path.name}")
+    if stop_reason == "interrupted":
+        raise KeyboardInterrupt
+    return final
+
+
+def _window_row(window: dict, batch: int, step: int, epoch: int, lr: float) -> dict:
+    n = max(window["n"], 1)
+    seconds = max(time.perf_counter() - window["t"], 1e-9)
+    return dict(step=step, epoch=epoch, lr=lr, train_loss=window["loss"] / n,
+                train_acc=window["correct"] / (n * batch), images_per_sec=n * batch / seconds)
+
+
+def _valid(evaluate, valid_ds, step: int) -> dict:
+    acc, loss = evaluate(valid_ds)
+    return {"valid_acc": acc, "valid_loss": loss, "valid_step": step}
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -1,0 +1,106 @@
+"""Input pipeline: pure preprocessing functions (eager and in tf.data) and dataset order."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from anet.config import DataConfig
+from anet.data import pipeline as P
+from anet.errors import AnetError
+from tests.tinydata import jpeg, write_dataset
+
+
+def spec(**kw):
+    base = dict(image_size=16, channels=1)
+    return P.Preprocess(**(base | kw))
+
+
+def test_stretch_resize_shape_and_range():
+    img = tf.constant(np.full((40, 10, 1), 200, np.uint8))
+    out = P.resize(img, spec())
+    assert out.shape == (16, 16, 1)
+    np.testing.assert_allclose(out.numpy(), 200, atol=1e-3)
+
+
+def test_pad_keeps_relative_length_and_fills_with_border():
+    # Two bars of length 10 and 20 in a dataset whose largest side is 32: with pad they stay
+    # 5 and 10 px long on a 16 px canvas; stretch would make both 16 px.
+    sp = spec(resize="pad", pad_scale=16 / 32)
+    out = []
+    for length in (10, 20):
+        img = np.full((length, 4, 1), 220, np.uint8)
+        img[:, 1:3] = 20
+        r = P.resize(tf.constant(img), sp).numpy()[..., 0]
+        assert r.shape == (16, 16)
+        out.append(int((r.min(axis=1) < 120).sum()))  # rows containing the dark bar
+        assert r[0, 0] > 150  # filled with the light border value, not black
+    assert out == [5, 10]
+
+
+def test_pad_scales_down_images_larger_than_the_dataset_max():
+    img = tf.constant(np.zeros((64, 8, 1), np.uint8))
+    assert P.resize(img, spec(resize="pad", pad_scale=1.0)).shape == (16, 16, 1)
+
+
+def test_normalize_unit_and_standardize():
+    x = tf.constant(np.full((2, 2, 1), 255.0, np.float32))
+    assert P.normalize(x, spec()).numpy().max() == pytest.approx(1.0)
+    z = P.normalize(x, spec(mean=(0.5,), std=(0.25,)))
+    np.testing.assert_allclose(z.numpy(), 2.0)
+
+
+def test_eval_transform_same_eagerly_and_in_tf_data():
+    arr = np.random.default_rng(0).integers(0, 255, (30, 20, 1), dtype=np.uint8)
+    data = jpeg(arr)
+    sp = spec(resize="pad", pad_scale=0.5)
+    eager = P.eval_transform(tf.constant(data), sp).numpy()
+    ds = tf.data.Dataset.from_tensors(data).map(lambda b: P.eval_transform(b, sp))
+    graph = next(iter(ds)).numpy()
+    np.testing.assert_allclose(eager, graph, atol=1e-5)
+    assert eager.min() >= 0 and eager.max() <= 1
+
+
+def test_augment_is_seeded_and_shape_preserving():
+    img = tf.random.uniform((16, 16, 1), seed=1)
+    a = P.augment(img, tf.constant([1, 2], tf.int64), spec())
+    b = P.augment(img, tf.constant([1, 2], tf.int64), spec())
+    assert a.shape == (16, 16, 1)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+def test_train_dataset_deterministic_per_epoch_and_resumable(tiny):
+    sp = P.preprocess_spec(DataConfig(dir=str(tiny), image_size=16), P.load_manifest(tiny))
+    def labels(epoch, skip=0):
+        ds = P.train_dataset(tiny, sp, batch_size=8, epoch=epoch, seed=3, skip_batches=skip)
+        return [y.numpy().tolist() for _, y in ds]
+    e0 = labels(0)
+    assert len(e0) == 6  # 48 examples / 8, drop_remainder
+    assert e0 == labels(0)
+    assert e0 != labels(1)  # reshuffled per epoch
+    assert labels(0, skip=2) == e0[2:]
+
+
+def test_train_dataset_with_augmentation_shapes(tiny):
+    sp = P.preprocess_spec(DataConfig(dir=str(tiny), image_size=16), P.load_manifest(tiny))
+    x, y = next(iter(P.train_dataset(tiny, sp, batch_size=4, epoch=0, seed=0, augment_images=True)))
+    assert x.shape == (4, 16, 16, 1) and x.dtype == tf.float32 and y.dtype == tf.int32
+
+
+def test_eval_dataset_covers_split_once_with_meta(tiny):
+    sp = P.preprocess_spec(DataConfig(dir=str(tiny), image_size=16), P.load_manifest(tiny))
+    names = []
+    for x, y, f, c in P.eval_dataset(tiny, "valid", sp, batch_size=5, with_meta=True):
+        names += [n.decode() for n in f.numpy()]
+    assert len(names) == 12 == len(set(names))
+
+
+def test_missing_dataset_and_shards_errors(tmp_path):
+    with pytest.raises(AnetError, match="run `anet prepare` first"):
+        P.load_manifest(tmp_path)
+    with pytest.raises(AnetError, match="no train-\\*.tfrecord shards"):
+        P._files(tmp_path, "train")
