@@ -22,7 +22,7 @@ set_option = click.option(
 
 
 def _quiet_tf() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _not_yet(name: str) -> None:
@@ -60,7 +60,9 @@ def prepare(dataset, source, out, valid_ratio, test_ratio, seed, cells, workers,
 @cli.command()
 def models() -> None:
     """Table of the architectures: input, parameters, forward GFLOPs per image."""
-    _not_yet("models")
+    from anet.models import models_table
+
+    click.echo(models_table())
 
 
 @cli.command()
@@ -68,7 +70,10 @@ def models() -> None:
 @set_option
 def summary(config, overrides) -> None:
     """Layer table (name, output shape, parameters) of one experiment's model."""
-    _not_yet("summary")
+    from anet.config import load_config
+    from anet.models import config_summary
+
+    click.echo(config_summary(load_config(config, overrides)))
 
 
 @cli.command()
@@ -77,8 +82,30 @@ def summary(config, overrides) -> None:
 @click.option("--run-dir", type=click.Path(), default=None, help="Run directory (default runs/<config name>).")
 @click.option("--gpu", type=int, default=None, help="Run on this one GPU (others hidden).")
 def train(config, overrides, run_dir, gpu) -> None:
-    """Train one experiment; re-running on the same run directory resumes it."""
-    _not_yet("train")
+    """Train one experiment; re-running on the same run directory resumes it.
+
+    Ctrl-C writes a checkpoint and exits; the same command continues from it.
+    """
+    from anet.config import load_config
+    from anet.devices import select_gpu
+
+    cfg = load_config(config, overrides)
+    select_gpu(gpu)  # before TensorFlow initialises its devices
+    from anet.train import train as run_train
+
+    run_train(cfg, run_dir)
+
+
+@cli.command("train-many")
+@click.argument("configs", nargs=-1, required=True, type=click.Path())
+@set_option
+@click.option("--gpus", default="", metavar="0,1,2",
+              help="One model per GPU, in parallel; without GPUs the runs go one after another.")
+def train_many(configs, overrides, gpus) -> None:
+    """Train several experiments, one model per GPU (each in its own run dir and train.log)."""
+    from anet.devices import parse_gpus, train_many as run_many
+
+    sys.exit(run_many(list(configs), list(overrides), parse_gpus(gpus)))
 
 
 @cli.command()

@@ -158,9 +158,9 @@ def _build(cls, raw: Any, prefix: str, source: str):
     for key in raw:
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean {prefix}{close[0]!r}?" if close else ""
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
             raise ConfigError(
-                f"{source}: unknown key {prefix}{key!r}{hint} (valid: {', '.join(names)})"
+                f"{source}: unknown key '{prefix}{key}'{hint} (valid: {', '.join(names)})"
             )
     kwargs = {}
     for name in names:

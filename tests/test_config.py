@@ -1,0 +1,96 @@
+"""Config loading: defaults, overrides, and a clear error for every bad input."""
+
+import pytest
+from click.testing import CliRunner
+
+from anet.cli import cli
+from anet.config import Config, ConfigError, from_dict, load_config, to_dict, write_config
+
+
+def write(tmp_path, text, name="exp.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_defaults_name_and_overrides(tmp_path):
+    p = write(tmp_path, "model:\n  name: vgg16\ntrain:\n  batch_size: 32\n")
+    cfg = load_config(p, ["train.epochs=3", "schedule.levels=[0.0, 0.9]",
+                          "schedule.lrs=[0.1, 0.01]", "schedule.gates=[0, 0.01]", "data.augment=true"])
+    assert cfg.name == "exp"
+    assert cfg.model.name == "vgg16" and cfg.train.batch_size == 32 and cfg.train.epochs == 3
+    assert cfg.schedule.levels == (0.0, 0.9) and cfg.data.augment is True
+    assert cfg.train.eval_every_steps == 200  # default kept
+    assert load_config(None) == Config()
+
+
+def test_int_accepted_for_float(tmp_path):
+    cfg = load_config(write(tmp_path, "model: {dropout: 0}\n"))
+    assert cfg.model.dropout == 0.0 and isinstance(cfg.model.dropout, float)
+
+
+def test_round_trip_through_dict_and_file(tmp_path):
+    cfg = load_config(None, ["model.name=alexnet", "run.seed=7"])
+    assert from_dict(to_dict(cfg)) == cfg
+    path = write_config(cfg, tmp_path / "run")
+    assert load_config(path) == cfg
+
+
+@pytest.mark.parametrize(
+    "text,overrides,message",
+    [
+        ("model:\n  nmae: alexnet\n", [], "unknown key 'model.nmae'; did you mean 'model.name'?"),
+        ("trian:\n  epochs: 3\n", [], "unknown key 'trian'; did you mean 'train'?"),
+        ("train:\n  batch_size: big\n", [], "train.batch_size must be int, got 'big'"),
+        ("train:\n  batch_size: 0\n", [], "train.batch_size must be >= 1, got 0"),
+        ("model:\n  name: resnet\n", [], "model.name must be one of alexnet, anetc6, vgg16"),
+        ("model:\n  name: alexnt\n", [], "did you mean 'alexnet'?"),
+        ("model:\n  dropout: 1.5\n", [], "model.dropout must be in [0, 1), got 1.5"),
+        ("model:\n  batch_norm: true\n", [], "model.batch_norm is only supported for vgg16"),
+        ("schedule:\n  levels: [0.5, 0.1, 0.2, 0.3]\n", [], "schedule.levels must be ascending"),
+        ("schedule:\n  lrs: [0.1]\n", [], "must have as many entries as schedule.levels (4)"),
+        ("schedule:\n  levels: 0.5\n", [], "schedule.levels must be a list"),
+        ("train:\n  precision: half\n", [], "train.precision must be one of"),
+        ("- a\n- b\n", [], "top level must be a mapping"),
+        ("model: [1, 2]\n", [], "model must be a mapping"),
+        ("model: {name: [\n", [], "not valid YAML"),
+        ("", ["train.batch_size"], "expected key.sub=value"),
+        ("", ["train.batchsize=3"], "did you mean 'train.batch_size'?"),
+        ("", ["model.name.x=3"], "model.name must be str"),
+        ("model: {name: alexnet}\n", ["model.name.x=3"], "'name' is not a section"),
+    ],
+)
+def test_bad_config_errors_name_file_and_key(tmp_path, text, overrides, message):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p, overrides)
+    assert message in str(e.value)
+    if not overrides or "=" in overrides[0]:
+        assert str(p) in str(e.value) or "--set" in str(e.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_cli_config_error_is_one_line_exit_2(tmp_path):
+    p = write(tmp_path, "model:\n  nmae: alexnet\n")
+    result = CliRunner().invoke(cli, ["summary", str(p)], standalone_mode=False)
+    # The CLI entry point (anet.cli.main) turns AnetError into "error: ..." + exit 2;
+    # check through a subprocess-free call of main().
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_main_exit_code_and_message(tmp_path, capsys, monkeypatch):
+    import sys
+
+    from anet.cli import main
+
+    p = write(tmp_path, "train:\n  epochs: -1\n")
+    monkeypatch.setattr(sys, "argv", ["anet", "train", str(p)])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {p}: train.epochs must be >= 1, got -1"]
