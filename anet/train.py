@@ -70,12 +70,16 @@ def make_optimizer(train_cfg, lr: float) -> keras.optimizers.Optimizer:
     return opt
 
 
-def make_train_step(model, optimizer, strategy, global_batch: int, jit_compile: bool):
-    """Compiled step: returns (mean loss, number of correct predictions) over the global batch."""
+def make_train_step(model, optimizer, strategy, global_batch: int, jit_compile: bool,
+                    distributed: bool = False):
+    """Compiled step: returns (mean loss, number of correct predictions) over the global batch.
+
+    XLA cannot compile cross-device collectives on CPU, so under a distribution strategy only
+    the forward/backward pass is XLA-compiled and the (all-reducing) update runs outside it.
+    """
     loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
 
-    @tf.function(jit_compile=jit_compile)
-    def replica_step(x, y):
+    def forward_backward(x, y):
         with tf.GradientTape() as tape:
             probs = model(x, training=True)
             loss = tf.nn.compute_average_loss(loss_fn(y, probs), global_batch_size=global_batch)
@@ -83,9 +87,18 @@ def make_train_step(model, optimizer, strategy, global_batch: int, jit_compile: 
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
             scaled = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
         pred = tf.argmax(probs, axis=-1, output_type=tf.int32)
-        return loss, tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))
+        return loss, tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32)), grads
+
+    if distributed:
+        forward_backward = tf.function(forward_backward, jit_compile=jit_compile)
+
+    def replica_step(x, y):
+        loss, correct, grads = forward_backward(x, y)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss, correct
+
+    replica_step = tf.function(replica_step, jit_compile=jit_compile and not distributed)
 
     @tf.function
     def step(batch):
@@ -188,7 +201,8 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
               f"best {state.best:.4f}, lr {state.lr:g}")
     optimizer.learning_rate = state.lr
 
-    train_step = make_train_step(model, optimizer, strategy, batch, cfg.train.jit_compile)
+    train_step = make_train_step(model, optimizer, strategy, batch, cfg.train.jit_compile,
+                                 distributed=cfg.train.distribute != "none")
     evaluate = make_eval_fn(model)
     valid_ds = pipeline.eval_dataset(cfg.data.dir, "valid", spec, batch_size=batch,
                                      max_batches=cfg.train.eval_batches)

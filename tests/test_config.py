@@ -24,9 +24,12 @@ def test_defaults_name_and_overrides(tmp_path):
     assert load_config(None) == Config()
 
 
-def test_int_accepted_for_float(tmp_path):
-    cfg = load_config(write(tmp_path, "model: {dropout: 0}\n"))
+def test_int_and_yaml11_exponent_accepted_for_float(tmp_path):
+    cfg = load_config(write(tmp_path, "model: {dropout: 0, weight_decay: 5e-4}\n"))
     assert cfg.model.dropout == 0.0 and isinstance(cfg.model.dropout, float)
+    assert cfg.model.weight_decay == 0.0005
+    with pytest.raises(ConfigError, match="model.dropout must be float, got 'lots'"):
+        load_config(write(tmp_path, "model: {dropout: lots}\n"))
 
 
 def test_round_trip_through_dict_and_file(tmp_path):

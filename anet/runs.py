@@ -1,0 +1,90 @@
+"""Open a finished (or running) run directory: its config, dataset, checkpoints and models.
+
+Shared by ``evaluate``, ``predict``, ``export`` and ``visualize`` so each loads a run the same
+way and fails with the same clear messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from anet import checkpoints
+from anet.config import Config, from_dict, load_config
+from anet.errors import AnetError
+
+
+@dataclass(frozen=True)
+class Run:
+    dir: Path
+    cfg: Config
+    ckpts: tuple  # checkpoint states (oldest first), each with "path"
+
+    @property
+    def manifest(self) -> dict:
+        from anet.data.pipeline import load_manifest
+
+        try:
+            return load_manifest(self.cfg.data.dir)
+        except AnetError:
+            raise AnetError(
+                f"{self.dir}: its dataset {self.cfg.data.dir} is gone (no dataset.json); "
+                "re-run `anet prepare` to the same folder or pass --set data.dir=NEW"
+            ) from None
+
+    def spec(self):
+        from anet.data.pipeline import preprocess_spec
+
+        return preprocess_spec(self.cfg.data, self.manifest)
+
+    def checkpoint(self, name: str) -> dict:
+        for c in self.ckpts:
+            if Path(c["path"]).name == name or str(c["step"]) == name:
+                return c
+        names = ", ".join(Path(c["path"]).name for c in self.ckpts)
+        raise AnetError(f"{self.dir}: no checkpoint {name!r} (have: {names})")
+
+
+def latest_run(root: str | Path = "runs") -> Path:
+    """The most recently modified run directory under ``root`` (one holding checkpoints/)."""
+    root = Path(root)
+    runs = [p.parent.parent for p in root.glob("*/checkpoints/checkpoints.jsonl")]
+    if not runs:
+        raise AnetError(f"no runs under {root}/; train one with `anet train CONFIG` or pass --ckpt-dir")
+    return max(runs, key=lambda p: (p / "checkpoints" / "checkpoints.jsonl").stat().st_mtime)
+
+
+def open_run(run_dir: str | Path, overrides=()) -> Run:
+    """Read ``run_dir/config.yaml`` and its checkpoints; clear errors when either is missing."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise AnetError(f"{run_dir}: no such run directory")
+    cfg_path = run_dir / "config.yaml"
+    ckpts = tuple(checkpoints.list_checkpoints(run_dir / "checkpoints"))
+    if not ckpts:
+        raise AnetError(f"{run_dir}: no checkpoints in {run_dir / 'checkpoints'}; train first")
+    cfg = load_config(cfg_path, overrides) if cfg_path.is_file() else from_dict(ckpts[-1]["config"])
+    return Run(dir=run_dir, cfg=cfg, ckpts=ckpts)
+
+
+def build_model(run: Run, ckpt: dict | None = None):
+    """The run's Keras model, with a checkpoint's weights when given (float32 for inference)."""
+    import keras
+
+    from anet import models
+
+    keras.mixed_precision.set_dtype_policy("float32")
+    m = run.manifest
+    if ckpt is not None:
+        want = (ckpt.get("model"), ckpt.get("num_classes"))
+        have = (run.cfg.model.name, int(m["num_classes"]))
+        if want != have:
+            raise AnetError(
+                f"{ckpt['path']}: checkpoint is {want[0]} with {want[1]} classes but the run's "
+                f"config/dataset say {have[0]} with {have[1]}"
+            )
+    model = models.build_from_config(run.cfg.model, run.cfg.data.image_size,
+                                     int(m["channels"]), int(m["num_classes"]))
+    if ckpt is not None:
+        checkpoints.load_weights(ckpt["path"], model)
+    return model

@@ -1,0 +1,77 @@
+"""Checkpoint store: atomic layout, listing, reason merging, pruning, mismatch errors."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from anet import checkpoints as C
+from anet.errors import AnetError
+
+
+def tiny(units=3):
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, name="d")])
+    opt = keras.optimizers.SGD(0.1, momentum=0.9)
+    opt.build(m.trainable_variables)
+    return m, opt
+
+
+def state(step, reasons=("check",), **kw):
+    return dict(step=step, epoch=0, batch_in_epoch=step, reasons=list(reasons), **kw)
+
+
+def test_save_list_latest_and_index(tmp_path):
+    m, opt = tiny()
+    for step in (1, 7, 3):
+        C.save(tmp_path, model=m, optimizer=opt, state=state(step))
+    (tmp_path / ".tmp-ckpt-00000009-123").mkdir()  # a killed writer's leftover: not listed
+    (tmp_path / "ckpt-00000011").mkdir()  # no state.json: incomplete, not listed
+    assert [c["step"] for c in C.list_checkpoints(tmp_path)] == [1, 3, 7]
+    assert C.latest(tmp_path)["step"] == 7
+    rows = [json.loads(x) for x in (tmp_path / C.INDEX).read_text().splitlines()]
+    assert [r["path"] for r in rows] == ["ckpt-00000001", "ckpt-00000003", "ckpt-00000007"]
+    C.clean_partial(tmp_path)
+    assert not list(tmp_path.glob(".tmp-*"))
+    assert C.latest(tmp_path / "missing") is None
+
+
+def test_same_step_merges_reasons(tmp_path):
+    m, opt = tiny()
+    C.save(tmp_path, model=m, optimizer=opt, state=state(5, ["check"], monitored=0.5))
+    C.save(tmp_path, model=m, optimizer=opt, state=state(5, ["periodic"], valid_acc=0.4))
+    (c,) = C.list_checkpoints(tmp_path)
+    assert c["reasons"] == ["check", "periodic"] and c["monitored"] == 0.5 and c["valid_acc"] == 0.4
+
+
+def test_load_restores_weights_and_optimizer(tmp_path):
+    m, opt = tiny()
+    m.get_layer("d").kernel.assign(np.full((4, 3), 2.0, np.float32))
+    opt.variables[-1].assign(np.ones(opt.variables[-1].shape))
+    path = C.save(tmp_path, model=m, optimizer=opt, state=state(2))
+    m2, opt2 = tiny()
+    assert C.load(path, model=m2, optimizer=opt2)["step"] == 2
+    np.testing.assert_array_equal(m2.get_layer("d").kernel.numpy(), 2.0)
+    for a, b in zip(opt.variables, opt2.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_mismatched_model_and_optimizer_are_clear_errors(tmp_path):
+    m, opt = tiny()
+    path = C.save(tmp_path, model=m, optimizer=opt, state=state(2))
+    other, _ = tiny(units=5)
+    with pytest.raises(AnetError, match="checkpoint does not fit this model"):
+        C.load_weights(path, other)
+    adam = keras.optimizers.Adam()
+    adam.build(m.trainable_variables)
+    with pytest.raises(AnetError, match="optimizer state does not match"):
+        C.load(path, model=m, optimizer=adam)
+
+
+def test_prune_keeps_newest_periodic_and_all_others(tmp_path):
+    m, opt = tiny()
+    for step, why in [(1, "check"), (10, "periodic"), (20, "periodic"), (25, "check"),
+                      (30, "periodic"), (31, "final")]:
+        C.save(tmp_path, model=m, optimizer=opt, state=state(step, [why]))
+    C.prune_periodic(tmp_path, keep=1)
+    assert [c["step"] for c in C.list_checkpoints(tmp_path)] == [1, 25, 30, 31]

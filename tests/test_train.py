@@ -1,0 +1,223 @@
+"""anet train end to end on a tiny config: artefacts, resume after SIGKILL, Ctrl-C, NaN stop,
+determinism, multi-worker with two local CPU workers, train-many and bad inputs."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from anet import checkpoints
+from anet.config import load_config
+from anet.errors import AnetError
+from anet.runlog import read_metrics
+from anet.train import train
+from tests.tinydata import write_dataset
+from tests.tinyrun import tiny_config
+
+ANET = [sys.executable, "-m", "anet.cli"]
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(Path(__file__).parents[1]))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("data"),
+                         n_per_split={"train": 96, "valid": 24, "test": 24}, size=(40, 24))
+
+
+def weights(run_dir: Path) -> list[np.ndarray]:
+    last = checkpoints.latest(run_dir / "checkpoints")
+    out = []
+    with h5py.File(Path(last["path"]) / checkpoints.WEIGHTS) as f:
+        f.visititems(lambda name, obj: out.append(obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def test_tiny_run_writes_every_artefact_and_learns(tmp_path, data):
+    cfg = load_config(tiny_config(tmp_path, data, epochs=12))
+    run = tmp_path / "run"
+    final = train(cfg, run)
+    assert (run / "config.yaml").is_file() and load_config(run / "config.yaml").model == cfg.model
+    assert (run / "curves.png").stat().st_size > 5000
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    ckpts = checkpoints.list_checkpoints(run / "checkpoints")
+    index = (run / "checkpoints" / "checkpoints.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in index] == [c["step"] for c in ckpts]
+    assert ckpts[0]["step"] == 1 and "check" in ckpts[0]["reasons"]  # Algorithm 1 at step 1
+    assert final["finished"] and final["stop_reason"] == "epochs" and final["step"] == 12 * 12
+    periodic = [c["step"] for c in ckpts if "periodic" in c["reasons"]]
+    assert periodic == [12 * e for e in range(1, 13)]  # checkpoint_every_epochs: 1
+    for c in ckpts:  # every checkpoint carries the policy state and the resolved config
+        assert set(c["schedule"]) == {"best", "lr", "gate", "streak"}
+        assert c["config"]["model"]["name"] == "anetc6"
+    rows = read_metrics(run)
+    checks = [r for r in rows if r["kind"] == "check"]
+    assert [r["step"] for r in checks][:3] == [1, 5, 9]
+    assert {"train_loss", "train_acc", "lr", "images_per_sec", "best"} <= set(checks[0])
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    assert len(epochs) == 12 and epochs[-1]["valid_acc"] > 0.6  # 3 classes: chance is 0.33
+    # Re-running a finished run does nothing.
+    again = train(cfg, run)
+    assert again["step"] == final["step"]
+    assert len(checkpoints.list_checkpoints(run / "checkpoints")) == len(ckpts)
+
+
+def test_early_break_stops_before_the_last_epoch(tmp_path, data):
+    cfg = load_config(tiny_config(tmp_path, data, epochs=40), [
+        "schedule.early_break.enabled=true", "schedule.early_break.valid_expectation=0.9",
+        "schedule.early_break.train_expectation=0.75", "schedule.early_break.consecutive=2"])
+    final = train(cfg, tmp_path / "run")
+    assert final["stop_reason"] == "early_break" and final["epoch"] < 40
+    assert final["valid_acc"] >= 0.9
+
+
+def test_deterministic_runs_give_identical_weights(tmp_path, data):
+    cfg = load_config(tiny_config(tmp_path, data, epochs=1),
+                      ["train.deterministic=true", "model.dropout=0.5", "data.augment=true"])
+    train(cfg, tmp_path / "a")
+    train(cfg, tmp_path / "b")
+    wa, wb = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert len(wa) > 0
+    for x, y in zip(wa, wb):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_path, data):
+    cfg = load_config(tiny_config(tmp_path, data, epochs=5),
+                      ["train.optimizer=sgd", "schedule.lrs=[1e12, 1e12, 1e12, 1e12]"])
+    with pytest.raises(AnetError, match=r"training loss is (nan|inf); stopped\. Last good "
+                                        r"checkpoint: ckpt-00000001"):
+        train(cfg, tmp_path / "run")
+    latest = checkpoints.latest(tmp_path / "run" / "checkpoints")
+    assert latest["step"] == 1 and np.isfinite(weights(tmp_path / "run")[0]).all()
+
+
+def test_resume_refuses_a_changed_model(tmp_path, data):
+    cfg = load_config(tiny_config(tmp_path, data, epochs=1))
+    train(cfg, tmp_path / "run")
+    other = load_config(tiny_config(tmp_path, data, epochs=2), ["model.width=0.125"])
+    with pytest.raises(AnetError, match="existing run has model="):
+        train(other, tmp_path / "run")
+
+
+def test_batch_larger_than_train_split_and_missing_dataset(tmp_path, data):
+    with pytest.raises(AnetError, match="train.batch_size=512 is larger than the train split"):
+        train(load_config(tiny_config(tmp_path, data), ["train.batch_size=512"]), tmp_path / "r")
+    with pytest.raises(AnetError, match="run `anet prepare` first"):
+        train(load_config(tiny_config(tmp_path, tmp_path / "nodata")), tmp_path / "r2")
+
+
+def _wait_for_checkpoint(run: Path, min_step: int, proc, timeout=120) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        last = checkpoints.latest(run / "checkpoints")
+        if last and last["step"] >= min_step:
+            return
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint in time")
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_continues_with_same_step_best_and_lr(tmp_path, data):
+    cfg_path = tiny_config(tmp_path, data, epochs=400)
+    run = tmp_path / "run"
+    cmd = ANET + ["train", str(cfg_path), "--run-dir", str(run)]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for_checkpoint(run, 30, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    last = checkpoints.latest(run / "checkpoints")
+    stop_at = last["step"] + 5
+    out = subprocess.run(cmd + ["--set", f"train.max_steps={stop_at}"], env=ENV, text=True,
+                         capture_output=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    m = re.search(r"resuming .* from (ckpt-\d+): step (\d+), epoch (\d+), best ([\d.]+), lr ([\d.e-]+)",
+                  out.stdout)
+    assert m, out.stdout
+    sched = last["schedule"]
+    assert m.group(1) == Path(last["path"]).name and int(m.group(2)) == last["step"]
+    assert int(m.group(3)) == last["epoch"]
+    assert float(m.group(4)) == pytest.approx(sched["best"], abs=1e-4)
+    assert float(m.group(5)) == pytest.approx(sched["lr"])
+    final = checkpoints.latest(run / "checkpoints")
+    assert final["step"] == stop_at and final["stop_reason"] == "max_steps"
+    assert final["schedule"]["best"] >= sched["best"]
+    assert not list((run / "checkpoints").glob(".tmp-*"))  # a killed writer's temp is cleaned
+    steps = [r["step"] for r in read_metrics(run)]
+    assert steps == sorted(steps)  # rows after the checkpoint were dropped, not duplicated
+
+
+@pytest.mark.slow
+def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path, data):
+    cfg_path = tiny_config(tmp_path, data, epochs=400)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(ANET + ["train", str(cfg_path), "--run-dir", str(run)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for_checkpoint(run, 20, proc)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-2000:]
+    last = checkpoints.latest(run / "checkpoints")
+    assert "interrupt" in last["reasons"] and last["finished"] is False
+    assert "interrupted" in out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_multi_worker_two_local_workers_end_with_identical_weights(tmp_path, data):
+    cfg_path = tiny_config(tmp_path, data, epochs=2)
+    run = tmp_path / "run"
+    workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+    procs = []
+    for i in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+        procs.append(subprocess.Popen(
+            ANET + ["train", str(cfg_path), "--run-dir", str(run), "--set", "train.distribute=multi_worker"],
+            env=dict(ENV, TF_CONFIG=json.dumps(tf_config)), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True))
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out[-3000:]
+    chief, other = weights(run), weights(run / "worker-1")
+    assert checkpoints.latest(run / "checkpoints")["step"] == 24
+    for x, y in zip(chief, other):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.slow
+def test_train_many_runs_each_config_in_its_own_dir_on_cpu(tmp_path, data):
+    a = tiny_config(tmp_path, data, epochs=1, name="a")
+    b = tiny_config(tmp_path, data, epochs=1, name="b")
+    out = subprocess.run(ANET + ["train-many", str(a), str(b), "--set", f"run.dir={tmp_path}/x"],
+                         env=ENV, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 2 and "share a run directory" in out.stderr
+    out = subprocess.run(ANET + ["train-many", str(a), str(b)], env=ENV, capture_output=True,
+                         text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for name in ("a", "b"):
+        assert (tmp_path / "runs" / name / "train.log").is_file()
+        assert checkpoints.latest(tmp_path / "runs" / name / "checkpoints")["finished"]
+    assert out.stdout.index("start") < out.stdout.index("done: ")
+
+
+def test_bad_gpus_argument(tmp_path, data):
+    a = tiny_config(tmp_path, data)
+    out = subprocess.run(ANET + ["train-many", str(a), "--gpus", "0,x"], env=ENV,
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == \
+        "error: --gpus '0,x': expected comma-separated GPU indices like 0,1,2"
