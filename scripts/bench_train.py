@@ -1,0 +1,138 @@
+"""Training-side benchmark sections for `make bench` (imported by scripts/bench.py).
+
+Every figure uses anet's own code: ``anet.train.make_train_step`` (the compiled step that
+`anet train` runs) fed by ``anet.data.pipeline.train_dataset`` (the real input pipeline) or
+by one batch held in memory. Each figure is the median of per-step times after warm-up;
+the spread (min..max) is reported beside it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = (("alexnet", 227), ("anetc6", 227), ("vgg16", 224))
+
+
+def _summary(seconds: list[float], images_per_step: int) -> dict:
+    med = statistics.median(seconds)
+    return {"images_per_s": round(images_per_step / med, 1),
+            "spread": f"{images_per_step / max(seconds):.1f}..{images_per_step / min(seconds):.1f}",
+            "repeats": len(seconds)}
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> dict:
+    """Dense float32 matmul rate of this machine (the utilisation denominator)."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    mm = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
+    mm(a, b).numpy()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        mm(a, b).numpy()
+        times.append(time.perf_counter() - t)
+    flops = 2 * n**3
+    return {"gflops": round(flops / statistics.median(times) / 1e9, 1),
+            "spread": f"{flops / max(times) / 1e9:.0f}..{flops / min(times) / 1e9:.0f}",
+            "n": n}
+
+
+def _spec(data_dir: Path, size: int):
+    from anet.config import DataConfig
+    from anet.data import pipeline
+
+    manifest = pipeline.load_manifest(data_dir)
+    return manifest, pipeline.preprocess_spec(DataConfig(dir=str(data_dir), image_size=size), manifest)
+
+
+def pipeline_rate(data_dir: Path, size: int, batch: int = 64, batches: int = 40) -> dict:
+    """Images/s the input pipeline alone delivers at ``size`` x ``size``."""
+    from anet.data import pipeline
+
+    _, spec = _spec(data_dir, size)
+    it = iter(pipeline.train_dataset(data_dir, spec, batch_size=batch, epoch=0, seed=0))
+    next(it)
+    times = []
+    for _ in range(batches):
+        t = time.perf_counter()
+        next(it)
+        times.append(time.perf_counter() - t)
+    # per-batch times of a prefetching pipeline are bursty: report the mean rate as the median
+    total = sum(times)
+    return {"images_per_s": round(batch * batches / total, 1),
+            "spread": f"{batch / max(times):.0f}..{batch / max(min(times), 1e-6):.0f}",
+            "repeats": batches}
+
+
+def train_rates(name: str, size: int, data_dir: Path, *, batch: int = 64, steps: int = 6,
+                warmup: int = 2, precision: str = "float32", jit: bool = True) -> dict:
+    """One model's training step: images/s from memory and from the real pipeline, + ratio."""
+    import keras
+    import tensorflow as tf
+
+    from anet import models
+    from anet.config import ModelConfig
+    from anet.data import pipeline
+    from anet.train import make_optimizer, make_train_step
+    from anet.config import TrainConfig
+
+    manifest, spec = _spec(data_dir, size)
+    keras.mixed_precision.set_dtype_policy(precision)
+    model = models.build_from_config(ModelConfig(name=name), size, spec.channels,
+                                     int(manifest["num_classes"]))
+    tcfg = TrainConfig(precision=precision)
+    opt = make_optimizer(tcfg, 0.01)
+    opt.build(model.trainable_variables)
+    strategy = tf.distribute.get_strategy()
+    step = make_train_step(model, opt, strategy, batch, jit)
+
+    def timed(batches) -> list[float]:
+        out = []
+        for i, b in enumerate(batches):
+            t = time.perf_counter()
+            loss, _ = step(b)
+            float(loss)  # wait for the step, as `anet train` does
+            if i >= warmup:
+                out.append(time.perf_counter() - t)
+            if len(out) == steps:
+                break
+        return out
+
+    x = tf.random.uniform((batch, size, size, spec.channels))
+    y = tf.random.uniform((batch,), maxval=int(manifest["num_classes"]), dtype=tf.int32)
+    memory = _summary(timed(iter(lambda: (x, y), None)), batch)
+    ds = pipeline.train_dataset(data_dir, spec, batch_size=batch, epoch=0, seed=0)
+    real = _summary(timed(iter(ds)), batch)
+    flops = 3 * models.forward_flops(name, (size, size, spec.channels), int(manifest["num_classes"]))
+    keras.mixed_precision.set_dtype_policy("float32")
+    return {
+        "memory_images_per_s": memory["images_per_s"], "memory_spread": memory["spread"],
+        "pipeline_images_per_s": real["images_per_s"], "pipeline_spread": real["spread"],
+        "pipeline_over_memory": round(real["images_per_s"] / memory["images_per_s"], 3),
+        "train_gflop_per_image": round(flops / 1e9, 2),
+        "achieved_gflops": round(flops * memory["images_per_s"] / 1e9, 1),
+        "repeats": memory["repeats"],
+    }
+
+
+def torch_peer(size: int = 227, batch: int = 64, steps: int = 4) -> dict | None:
+    """Eager PyTorch AlexNet images/s (scripts/torch_alexnet.py), or None without torch."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "torch_alexnet.py"),
+                          "--size", str(size), "--batch", str(batch), "--steps", str(steps)],
+                         capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1][:200]}
+    import json
+
+    return json.loads(out.stdout.strip().splitlines()[-1])
