@@ -165,7 +165,7 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
     if cfg.train.distribute == "multi_worker" and worker_index() > 0:
         run_dir = run_dir / f"worker-{worker_index()}"  # only the chief writes the run itself
     ckpt_root = run_dir / "checkpoints"
-    checkpoints.clean_partial(ckpt_root) if ckpt_root.exists() else None
+    checkpoints.clean_partial(ckpt_root)
     resume = checkpoints.latest(ckpt_root)
     if resume:
         _check_resumable(cfg, resume["config"], run_dir)

@@ -1,0 +1,435 @@
+"""Raw dataset -> JPG tree -> stratified, group-aware splits -> sharded TFRecords + dataset.json.
+
+Step one decodes every raw image in worker processes and writes ``jpg/<class>/<name>.jpg``
+(the paper's format; quality 95, grayscale stays 1-channel), returning only small per-image
+facts (size, pixel hash, pixel sums). The parent then splits, computes train mean/std and
+wraps the JPGs into ``{train,valid,test}-0000k-of-0000n.tfrecord``. Everything is built in
+``<out>.partial-<pid>`` and renamed to ``<out>`` once ``dataset.json`` is written, so an
+interrupted run never leaves a dataset that looks finished.
+
+Identical images (same decoded pixels) are kept, but always land in the same split, so no
+pixel content is shared between train, valid and test (``duplicates`` counts them).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import io
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from anet.data import sources, synthetic
+from anet.errors import AnetError
+
+SPLITS = ("train", "valid", "test")
+JPEG_QUALITY = 95
+SHARD_IMAGES = 10000  # at most this many examples per TFRecord shard
+CHUNK_ITEMS = 512  # images per worker task
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def _quotas(class_counts: np.ndarray, ratio: float) -> np.ndarray:
+    """Per-class counts that are ``ratio`` of each class and sum to round(ratio * total).
+
+    Largest remainder: floors first, then +1 for the classes with the largest fractions.
+    """
+    exact = class_counts * ratio
+    q = np.floor(exact).astype(np.int64)
+    extra = round(float(class_counts.sum()) * ratio) - int(q.sum())
+    order = np.argsort(-(exact - q), kind="stable")
+    q[order[:max(extra, 0)]] += 1
+    return np.minimum(q, class_counts)
+
+
+def _split_by_class(counts: np.ndarray, ratios: tuple[float, float],
+                    rng: np.random.Generator) -> np.ndarray:
+    """Label-pure groups: per class, shuffle its groups and fill valid, then test, then train."""
+    label, size = counts.argmax(1), counts.sum(1)
+    out = np.zeros(len(counts), np.int64)
+    class_counts = np.bincount(label, weights=size, minlength=counts.shape[1]).astype(np.int64)
+    quota = np.stack([_quotas(class_counts, r) for r in ratios])
+    for c in range(counts.shape[1]):
+        groups = rng.permutation(np.flatnonzero(label == c))
+        # A group goes to a split while the split's quota covers its middle (exact for singletons).
+        mid = np.cumsum(size[groups]) - size[groups] / 2
+        valid_end, test_end = quota[0, c], quota[0, c] + quota[1, c]
+        out[groups[mid < valid_end]] = 1
+        out[groups[(mid >= valid_end) & (mid < test_end)]] = 2
+    return out
+
+
+def _split_greedy(counts: np.ndarray, ratios: tuple[float, float],
+                  rng: np.random.Generator) -> np.ndarray:
+    """Mixed groups (cells): largest first, each to the split whose per-class counts it brings
+    closest to target (least increase of squared error)."""
+    total = counts.sum(0)
+    target = np.stack([total * (1 - sum(ratios)), total * ratios[0], total * ratios[1]])
+    current = np.zeros_like(target)
+    size = counts.sum(1)
+    order = rng.permutation(len(counts))
+    order = order[np.argsort(-size[order], kind="stable")]
+    out = np.zeros(len(counts), np.int64)
+    for g in order:
+        increase = (2 * (current - target) * counts[g] + counts[g] ** 2).sum(1)
+        out[g] = int(np.argmin(increase))
+        current[out[g]] += counts[g]
+    return out
+
+
+def assign_splits(labels, groups=None, valid_ratio: float = 0.05, test_ratio: float = 0.05,
+                  seed: int = 0) -> np.ndarray:
+    """Split ids (0 train, 1 valid, 2 test) per item: stratified, deterministic, group-aware.
+
+    Args:
+        labels: class index per item.
+        groups: group key per item (cell id, duplicate set); a group never straddles splits.
+            None = every item its own group.
+        valid_ratio, test_ratio: fractions of the items (exact per class when groups are
+            label-pure singletons: round(n_c * ratio), totals round(N * ratio)).
+        seed: the same inputs and seed give the same split.
+
+    Returns:
+        int64 array of split ids, one per item.
+    """
+    labels = np.asarray(labels, np.int64)
+    if len(labels) == 0:
+        return np.zeros(0, np.int64)
+    if groups is None:
+        gid = np.arange(len(labels))
+    else:
+        gid = np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)
+    counts = np.zeros((gid.max() + 1, labels.max() + 1), np.int64)
+    np.add.at(counts, (gid, labels), 1)
+    rng = np.random.default_rng(seed)
+    pure = ((counts > 0).sum(1) <= 1).all()
+    split = (_split_by_class if pure else _split_greedy)(counts, (valid_ratio, test_ratio), rng)
+    return split[gid]
+
+
+def group_ids(cells: list[str], digests: list[bytes]) -> np.ndarray:
+    """Union of "same cell" and "same pixels": connected items share one group id."""
+    parent = list(range(len(cells)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for keys in (cells, digests):
+        first: dict = {}
+        for i, k in enumerate(keys):
+            if k == "":
+                continue
+            j = first.setdefault(k, i)
+            if j != i:
+                parent[find(i)] = find(j)
+    return np.array([find(i) for i in range(len(cells))], np.int64)
+
+
+# --------------------------------------------------------------------------- step one: JPGs
+
+
+def _convert_chunk(job: tuple) -> list:
+    """Worker: decode, hash, JPEG-encode and write a chunk of images.
+
+    Returns:
+        Per image either the skip reason, or (h, w, pixel hash, per-channel sums, sums of
+        squares, JPEG bytes).
+    """
+    root, items = job
+    results = []
+    for image, rel in items:
+        try:
+            img = sources.read_image(image) if isinstance(image, str) else image
+        except sources.BadImage as e:
+            results.append(str(e))
+            continue
+        img = np.ascontiguousarray(img, np.uint8)
+        pixels = img.reshape(img.shape[0], img.shape[1], -1)
+        digest = hashlib.blake2b(repr(img.shape).encode() + img.tobytes(), digest_size=16).digest()
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "JPEG", quality=JPEG_QUALITY)
+        jpeg = buf.getvalue()
+        # os-level write: 70k small files, Python's buffered file objects cost more than the JPEG
+        fd = os.open(os.path.join(root, rel), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, jpeg)
+        finally:
+            os.close(fd)
+        results.append((img.shape[0], img.shape[1], digest,
+                        pixels.sum((0, 1), dtype=np.float64).tolist(),
+                        np.square(pixels, dtype=np.float64).sum((0, 1)).tolist(), jpeg))
+    return results
+
+
+@contextlib.contextmanager
+def _mapper(workers: int):
+    """Ordered ``map`` over a process pool with a bounded number of tasks in flight."""
+    if workers <= 1:
+        yield map
+        return
+    # fork is fast but unsafe once TensorFlow's threads exist (e.g. inside a test process).
+    ctx = multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        def imap(fn, jobs):
+            pending = collections.deque()
+            for job in jobs:
+                pending.append(pool.submit(fn, job))
+                if len(pending) >= 2 * workers:  # streaming: never queue the whole dataset
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+        yield imap
+
+
+def _chunks(raw: sources.RawDataset, root: Path, facts: dict):
+    """Give every item a unique ``<class>/<name>.jpg`` and group items into worker tasks."""
+    used: set[str] = set()
+    chunk: list = []
+    for image, label, meta in raw.items:
+        name = base = f"{raw.classes[label]}/{meta['name']}"
+        k = 1
+        while name in used:
+            k += 1
+            name = f"{base}-{k}"
+        used.add(name)
+        rel = name + ".jpg"
+        facts["pending"].append((rel, label, meta.get("cell", ""), image if isinstance(
+            image, str) else meta["name"]))
+        chunk.append((image, rel))
+        if len(chunk) == CHUNK_ITEMS:
+            yield str(root), chunk
+            chunk = []
+    if chunk:
+        yield str(root), chunk
+
+
+def write_jpgs(raw: sources.RawDataset, root: Path, blob: Path, imap) -> tuple[dict, list]:
+    """Step one: every raw image to ``root/<class>/<name>.jpg``; returns per-image facts, skipped.
+
+    The JPEG bytes are also appended to ``blob`` (facts ``span`` = offset, length), so step
+    two reads one file instead of reopening every JPG.
+    """
+    for name in raw.classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    facts: dict = {"pending": collections.deque(), "rel": [], "label": [], "cell": [],
+                   "hw": [], "digest": [], "sum": [], "sumsq": [], "span": []}
+    skipped = list(raw.skipped)
+    with tqdm(total=raw.count, unit="img", desc="jpg", file=sys.stderr) as bar, \
+            open(blob, "wb") as out:
+        for results in imap(_convert_chunk, _chunks(raw, root, facts)):
+            for r in results:
+                rel, label, cell, origin = facts["pending"].popleft()
+                if isinstance(r, str):
+                    skipped.append({"file": origin, "reason": r})
+                    continue
+                facts["span"].append((out.tell(), len(r[5])))
+                out.write(r[5])
+                for key, value in zip(("rel", "label", "cell", "hw", "digest", "sum", "sumsq"),
+                                      (rel, label, cell, r[:2], r[2], r[3], r[4])):
+                    facts[key].append(value)
+            bar.update(len(results))
+    del facts["pending"]
+    return facts, skipped
+
+
+# --------------------------------------------------------------------------- step two: records
+
+
+def write_records(root: Path, blob: Path, facts: dict, split: np.ndarray, channels: int,
+                  seed: int) -> dict[str, list[str]]:
+    """Wrap the JPGs of each split into ``{split}-0000k-of-0000n.tfrecord`` shards (train shuffled)."""
+    import tensorflow as tf  # only here: workers and `anet --help` stay TensorFlow-free
+
+    from anet.data.records import encode_example
+
+    shards: dict[str, list[str]] = {}
+    rng = np.random.default_rng([seed, 1])
+    with tqdm(total=len(split), unit="img", desc="tfrecord", file=sys.stderr) as bar, \
+            open(blob, "rb") as jpegs:
+        for s, name in enumerate(SPLITS):
+            idx = np.flatnonzero(split == s)
+            if name == "train":
+                idx = rng.permutation(idx)  # mixed shards, so interleaved reading is shuffled
+            n = max(1, math.ceil(len(idx) / SHARD_IMAGES))
+            shards[name] = []
+            for k, part in enumerate(np.array_split(idx, n)):
+                fname = f"{name}-{k:05d}-of-{n:05d}.tfrecord"
+                with tf.io.TFRecordWriter(str(root / fname)) as writer:
+                    for i in part:
+                        h, w = facts["hw"][i]
+                        start, length = facts["span"][i]
+                        jpegs.seek(start)  # not mmap: its pages would count as our memory
+                        writer.write(encode_example(
+                            image=jpegs.read(length), label=facts["label"][i],
+                            height=h, width=w, channels=channels, filename=facts["rel"][i],
+                            cell=facts["cell"][i]))
+                shards[name].append(fname)
+                bar.update(len(part))
+    return shards
+
+
+# --------------------------------------------------------------------------- dataset.json + table
+
+
+def summarize(raw: sources.RawDataset, facts: dict, split: np.ndarray, skipped: list,
+              shards: dict, seed: int, ratios: tuple[float, float]) -> dict:
+    """The dataset.json dict (counts, totals, sizes, train mean/std, shards, skipped)."""
+    labels = np.asarray(facts["label"], np.int64)
+    hw = np.asarray(facts["hw"], np.int64).reshape(-1, 2)
+    train = split == 0
+    pixels = float((hw[train, 0] * hw[train, 1]).sum())
+    sums = np.asarray(facts["sum"]).reshape(len(labels), -1)[train].sum(0)
+    sumsq = np.asarray(facts["sumsq"]).reshape(len(labels), -1)[train].sum(0)
+    mean = sums / max(pixels, 1) / 255
+    std = np.sqrt(np.maximum(sumsq / max(pixels, 1) / 255**2 - mean**2, 0))
+    counts = {name: {c: int(((split == s) & (labels == i)).sum()) for i, c in enumerate(raw.classes)}
+              for s, name in enumerate(SPLITS)}
+    return {
+        "name": raw.name, "source": raw.source, "seed": seed,
+        "ratios": {"valid": ratios[0], "test": ratios[1]},
+        "classes": list(raw.classes), "num_classes": len(raw.classes), "channels": raw.channels,
+        "counts": counts,
+        "totals": {"total": len(labels), **{n: int((split == s).sum()) for s, n in enumerate(SPLITS)}},
+        "size": {"min": hw.min(0).tolist(), "max": hw.max(0).tolist()},
+        "mean": [round(float(m), 6) for m in mean], "std": [round(float(s), 6) for s in std],
+        "shards": shards, "has_cells": any(facts["cell"]),
+        "duplicates": len(labels) - len(set(facts["digest"])), "jpeg_quality": JPEG_QUALITY,
+        "skipped": skipped, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def table1(meta: dict) -> str:
+    """The paper's Table 1 row for one dataset, as a small aligned text table."""
+    lo, hi = meta["size"]["min"], meta["size"]["max"]
+    size = f"{lo[0]} x {lo[1]}" if lo == hi else f"{lo[0]} x {lo[1]} .. {hi[0]} x {hi[1]}"
+    t = meta["totals"]
+    rows = [("Dataset", "Total", "Train", "Valid", "Test", "Size"),
+            (meta["name"], t["total"], t["train"], t["valid"], t["test"], size)]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(6)]
+    return "\n".join(" | ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        pass
+    return True
+
+
+def clean_leftovers(out: Path) -> None:
+    """Remove ``<out>.partial-<pid>`` / ``<out>.old-<pid>`` dirs of runs that are gone."""
+    if not out.parent.is_dir():
+        return
+    for p in out.parent.iterdir():
+        for tag in (".partial-", ".old-"):
+            prefix = out.name + tag
+            if p.name.startswith(prefix) and p.name[len(prefix):].isdigit():
+                pid = int(p.name[len(prefix):])
+                if pid == os.getpid() or not _alive(pid):
+                    print(f"removing leftover {p} of an interrupted run", file=sys.stderr)
+                    shutil.rmtree(p, ignore_errors=True)
+
+
+def _open_raw(dataset: str, source: str | None, work: Path, seed: int, cells: int,
+              imap) -> sources.RawDataset:
+    if dataset in ("mnist", "fashion-mnist"):
+        return sources.open_idx(dataset, source)
+    if dataset == "cifar":
+        return sources.open_cifar(source, work / "tmp")
+    if dataset == "karyotype":
+        return sources.open_karyotype(source)
+    if source is not None:
+        raise AnetError("--source is not used by synthetic-karyotype (it generates its raw data)")
+    if cells < 1:
+        raise AnetError(f"--cells must be at least 1, got {cells}")
+    print(f"generating {cells} synthetic cells into {work.name}/raw ...", file=sys.stderr)
+    manifest = synthetic.generate(work / "raw", cells=cells, seed=seed, map_fn=imap)
+    raw = sources.open_karyotype(str(manifest), name="synthetic-karyotype")
+    raw.source = f"synthetic (cells={cells}, seed={seed}; TIFs + manifest in raw/)"
+    return raw
+
+
+def build(dataset: str, source: str | None, work: Path, *, valid_ratio: float, test_ratio: float,
+          seed: int, cells: int, workers: int) -> dict:
+    """Build a complete dataset (JPGs, records, dataset.json) inside the folder ``work``."""
+    with _mapper(workers) as imap:
+        (work / "tmp").mkdir()
+        raw = _open_raw(dataset, source, work, seed, cells, imap)
+        facts, skipped = write_jpgs(raw, work / "jpg", work / "tmp" / "jpeg.blob", imap)
+    if not facts["label"]:
+        raise AnetError(f"{raw.source}: no usable images ({len(skipped)} skipped)")
+    groups = group_ids(facts["cell"], facts["digest"])
+    split = assign_splits(facts["label"], groups, valid_ratio, test_ratio, seed)
+    shards = write_records(work, work / "tmp" / "jpeg.blob", facts, split, raw.channels, seed)
+    shutil.rmtree(work / "tmp")
+    meta = summarize(raw, facts, split, skipped, shards, seed, (valid_ratio, test_ratio))
+    tmp = work / "dataset.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1) + "\n")
+    tmp.replace(work / "dataset.json")  # last: its presence marks the dataset finished
+    return meta
+
+
+def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
+            valid_ratio: float = 0.05, test_ratio: float = 0.05, seed: int = 0, cells: int = 200,
+            workers: int = 0, force: bool = False) -> dict:
+    """``anet prepare``: build ``out`` (default ``data/<dataset>``) atomically; print Table 1.
+
+    Returns:
+        The dataset.json dict (of the existing dataset when it is finished and not ``force``).
+    """
+    if not (0 <= valid_ratio < 1 and 0 <= test_ratio < 1 and valid_ratio + test_ratio < 1):
+        raise AnetError(f"--valid-ratio {valid_ratio} and --test-ratio {test_ratio} must be in "
+                        "[0, 1) and sum to less than 1")
+    out_dir = Path(out or f"data/{dataset}")
+    clean_leftovers(out_dir)
+    finished = out_dir / "dataset.json"
+    if finished.is_file() and not force:
+        meta = json.loads(finished.read_text())
+        print(f"{out_dir} already holds a finished dataset (use --force to rebuild)")
+        print(table1(meta))
+        return meta
+    if out_dir.exists() and not force and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise AnetError(f"{out_dir} exists and is not a finished dataset; use --force to replace it")
+    work = out_dir.parent / f"{out_dir.name}.partial-{os.getpid()}"
+    work.mkdir(parents=True)
+    try:
+        meta = build(dataset, source, work, valid_ratio=valid_ratio, test_ratio=test_ratio,
+                     seed=seed, cells=cells, workers=workers or os.cpu_count() or 1)
+        if out_dir.exists():
+            old = out_dir.parent / f"{out_dir.name}.old-{os.getpid()}"
+            out_dir.rename(old)
+            work.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            work.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if meta["skipped"]:
+        print(f"skipped {len(meta['skipped'])} files (listed in {finished})", file=sys.stderr)
+    print(table1(meta))
+    return meta

@@ -1,0 +1,401 @@
+"""Readers of the raw datasets, each in its real on-disk format, as streams of labelled images.
+
+Every reader returns a :class:`RawDataset` whose ``items`` yield ``(image, label, meta)``:
+``image`` is a numpy uint8 array (HxW or HxWx3) for IDX and CIFAR, or the path of a file that
+:func:`read_image` decodes (TIFs are decoded later, in worker processes, so decoding runs in
+parallel); ``meta`` holds ``name`` (a file-name stem) and ``cell`` ("" when unknown).
+Problems a user must fix raise :class:`AnetError`; a single unusable image raises
+:class:`BadImage` so the caller can skip it and say why.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import pickle
+import re
+import tarfile
+import warnings
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from anet.data import download
+from anet.errors import AnetError
+
+MNIST_CLASSES = tuple(str(i) for i in range(10))
+# The official names; "/" is not allowed in a folder name, so T-shirt/top becomes T-shirt-top.
+FASHION_CLASSES = ("T-shirt-top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")
+KARYOTYPE_CLASSES = tuple(str(i) for i in range(1, 23)) + ("X", "Y")
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's fashion-mnist package
+CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+CHUNK = 4096  # images decoded from an IDX stream at a time
+
+
+class BadImage(Exception):
+    """One raw image that cannot be used; the message is the reason recorded in ``skipped``."""
+
+
+@dataclass
+class RawDataset:
+    """A raw dataset: class names in label order and a one-pass stream of its images."""
+
+    name: str
+    source: str  # where the raw files were read from
+    classes: tuple[str, ...]
+    channels: int
+    count: int  # number of items the stream yields (for progress bars)
+    items: Iterable[tuple[np.ndarray | str, int, dict]]
+    skipped: list[dict] = field(default_factory=list)  # files refused while listing
+
+
+# --------------------------------------------------------------------------- IDX (MNIST)
+
+
+def _idx_open(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _idx_header(f, path: Path, ndim: int) -> tuple[int, ...]:
+    """Read and check an IDX header (magic 0 0 0x08 ndim, then ndim big-endian sizes)."""
+    magic = f.read(4)
+    if len(magic) < 4 or magic[:3] != b"\x00\x00\x08" or magic[3] != ndim:
+        want = f"00 00 08 0{ndim}"
+        raise AnetError(f"{path}: not an IDX{ndim} uint8 file (magic {magic.hex(' ') or 'empty'}, "
+                        f"expected {want})")
+    raw = f.read(4 * ndim)
+    if len(raw) < 4 * ndim:
+        raise AnetError(f"{path}: truncated IDX header")
+    return tuple(int(x) for x in np.frombuffer(raw, ">u4"))
+
+
+def _idx_read(f, path: Path, n_bytes: int) -> bytes:
+    try:
+        data = f.read(n_bytes)
+    except (OSError, EOFError, zlib.error) as e:
+        raise AnetError(f"{path}: corrupt or truncated IDX file ({e})") from None
+    if len(data) < n_bytes:
+        raise AnetError(f"{path}: truncated IDX file ({len(data)} of {n_bytes} data bytes)")
+    return data
+
+
+def read_idx_labels(path: Path) -> np.ndarray:
+    """All labels of an IDX1 file (``*-labels-idx1-ubyte[.gz]``) as int64."""
+    with _idx_open(path) as f:
+        (n,) = _idx_header(f, path, 1)
+        labels = np.frombuffer(_idx_read(f, path, n), np.uint8).astype(np.int64)
+    if labels.size and labels.max() > 9:
+        raise AnetError(f"{path}: label {labels.max()} out of range 0..9")
+    return labels
+
+
+def iter_idx_images(path: Path, chunk: int = CHUNK) -> Iterator[np.ndarray]:
+    """Stream an IDX3 image file in chunks of ``(n, rows, cols)`` uint8 arrays."""
+    with _idx_open(path) as f:
+        n, rows, cols = _idx_header(f, path, 3)
+        for start in range(0, n, chunk):
+            k = min(chunk, n - start)
+            yield np.frombuffer(_idx_read(f, path, k * rows * cols), np.uint8).reshape(k, rows, cols)
+        if f.read(1):
+            raise AnetError(f"{path}: trailing bytes after {n} images")
+
+
+def idx_count(path: Path) -> tuple[int, int, int]:
+    """``(n, rows, cols)`` of an IDX3 file from its header (and, uncompressed, its size)."""
+    with _idx_open(path) as f:
+        n, rows, cols = _idx_header(f, path, 3)
+    if path.suffix != ".gz" and path.stat().st_size != 16 + n * rows * cols:
+        raise AnetError(f"{path}: truncated IDX file ({path.stat().st_size} bytes, header says "
+                        f"{n} images of {rows}x{cols} = {16 + n * rows * cols} bytes)")
+    return n, rows, cols
+
+
+def find_idx_files(folder: Path) -> dict[str, Path] | None:
+    """Map each of the four IDX names to ``name`` or ``name.gz`` in ``folder``; None if any missing."""
+    found = {}
+    for gz in download.IDX_FILES:
+        plain = gz[:-3]
+        hit = next((folder / n for n in (plain, gz) if (folder / n).is_file()), None)
+        if hit is None:
+            return None
+        found[plain] = hit
+    return found
+
+
+def _idx_location(dataset: str, source: str | None) -> dict[str, Path]:
+    want = ", ".join(download.IDX_FILES)
+    if source is not None:
+        folder = Path(source)
+        if not folder.is_dir():
+            raise AnetError(f"--source {source}: not a folder; {dataset} needs a folder with {want} "
+                            "(gzipped or not)")
+        files = find_idx_files(folder)
+        if files is None:
+            raise AnetError(f"--source {source}: missing IDX files; expected {want} (gzipped or not)")
+        return files
+    candidates = [download.cache_dir(dataset)]
+    if dataset == "fashion-mnist":
+        candidates.append(DEBIAN_FASHION)
+    for folder in candidates:
+        files = find_idx_files(folder) if folder.is_dir() else None
+        if files is not None:
+            return files
+    return find_idx_files(download.fetch(dataset))
+
+
+def open_idx(dataset: str, source: str | None) -> RawDataset:
+    """MNIST / Fashion-MNIST: the train and t10k IDX pairs, pooled (train first, then t10k)."""
+    files = _idx_location(dataset, source)
+    parts = []
+    for split in ("train", "t10k"):
+        images, labels = files[f"{split}-images-idx3-ubyte"], files[f"{split}-labels-idx1-ubyte"]
+        n, _, _ = idx_count(images)
+        y = read_idx_labels(labels)
+        if len(y) != n:
+            raise AnetError(f"{labels}: {len(y)} labels but {images} has {n} images")
+        parts.append((split, images, y))
+
+    def items():
+        for split, images, y in parts:
+            i = 0
+            for chunk in iter_idx_images(images):
+                for img in chunk:
+                    yield img, int(y[i]), {"name": f"{split}-{i:05d}", "cell": ""}
+                    i += 1
+
+    classes = MNIST_CLASSES if dataset == "mnist" else FASHION_CLASSES
+    return RawDataset(dataset, str(files["train-images-idx3-ubyte"].parent), classes, 1,
+                      sum(len(p[2]) for p in parts), items())
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickler for untrusted CIFAR batches: only numpy array reconstruction may be loaded.
+
+    The real files (Python 2 cPickle, protocol 2) reference exactly the numpy globals below;
+    ``_codecs.encode`` is how Python 3 writes bytes in protocol 2. Anything else (``os.system``,
+    ``builtins.eval``, ...) is refused before it can be called.
+    """
+
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load global {module}.{name}")
+        if name == "_reconstruct":
+            return np.ndarray.__reduce__(np.zeros(0))[0]  # numpy's own _reconstruct
+        return super().find_class(module, name)
+
+
+def load_pickle(path: Path) -> dict:
+    """Load one CIFAR python batch (bytes keys) with :class:`SafeUnpickler`."""
+    try:
+        with open(path, "rb") as f:
+            obj = SafeUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError, KeyError) as e:
+        raise AnetError(f"{path}: not a valid CIFAR-10 python batch ({e})") from None
+    if not isinstance(obj, dict):
+        raise AnetError(f"{path}: not a valid CIFAR-10 python batch (not a dict)")
+    return obj
+
+
+def safe_extract(archive: Path, dest: Path) -> None:
+    """Extract a tar archive, refusing absolute paths, ``..``, links and device files."""
+    try:
+        with tarfile.open(archive) as tar:
+            for m in tar.getmembers():
+                parts = Path(m.name).parts
+                if m.name.startswith(("/", "\\")) or ".." in parts or not (m.isfile() or m.isdir()):
+                    raise AnetError(f"{archive}: unsafe archive member {m.name!r} refused")
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise AnetError(f"{archive}: cannot extract ({e})") from None
+
+
+def _cifar_folder(source: str | None, workdir: Path) -> Path:
+    if source is None:
+        cache = download.cache_dir("cifar")
+        folder = cache / "cifar-10-batches-py"
+        if folder.is_dir():
+            return folder
+        archive = cache / "cifar-10-python.tar.gz"
+        path = archive if archive.is_file() else download.fetch("cifar") / archive.name
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise AnetError(f"--source {source}: no such file or folder")
+    if path.is_file():
+        safe_extract(path, workdir)
+        path = workdir
+    for folder in (path, path / "cifar-10-batches-py"):
+        if all((folder / n).is_file() for n in CIFAR_BATCHES + ("batches.meta",)):
+            return folder
+    raise AnetError(f"{source or path}: expected CIFAR-10 python files "
+                    f"({', '.join(CIFAR_BATCHES)}, batches.meta) or cifar-10-python.tar.gz")
+
+
+def open_cifar(source: str | None, workdir: Path) -> RawDataset:
+    """CIFAR-10 python version: five data batches + test batch, pooled, RGB 32x32."""
+    folder = _cifar_folder(source, workdir)
+    meta = load_pickle(folder / "batches.meta")
+    names = meta.get(b"label_names")
+    if not isinstance(names, list) or len(names) != 10:
+        raise AnetError(f"{folder / 'batches.meta'}: expected b'label_names' with 10 names")
+    classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+
+    def items():
+        for batch in CIFAR_BATCHES:
+            path = folder / batch
+            d = load_pickle(path)
+            data, labels = d.get(b"data"), d.get(b"labels")
+            if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
+                    or data.shape[1] != 3072 or not isinstance(labels, list)
+                    or len(labels) != len(data)):
+                raise AnetError(f"{path}: expected b'data' uint8 N x 3072 and N b'labels'")
+            files = d.get(b"filenames") or [b""] * len(data)
+            for i in range(len(data)):
+                label = int(labels[i])
+                if not 0 <= label < 10:
+                    raise AnetError(f"{path}: label {label} of image {i} out of range 0..9")
+                stem = Path(os.fsdecode(files[i])).stem or f"{batch}-{i:05d}"
+                image = data[i].reshape(3, 32, 32).transpose(1, 2, 0)  # R,G,B planes -> HxWx3
+                yield image, label, {"name": safe_name(stem), "cell": ""}
+
+    return RawDataset("cifar", str(folder), classes, 3, 60000, items())
+
+
+# --------------------------------------------------------------------------- karyotype TIFs
+
+
+def safe_name(text: str) -> str:
+    """A file-name stem safe in any file system (letters, digits, ``-``, ``_``, ``.``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "image"
+
+
+def karyotype_label(text: str) -> int | None:
+    """Label index of a karyotype class name (``1``..``22``, ``X``, ``Y``; ``01``, ``x`` ok)."""
+    text = text.strip()
+    if text.isdigit():
+        text = str(int(text))
+    text = text.upper()
+    return KARYOTYPE_CLASSES.index(text) if text in KARYOTYPE_CLASSES else None
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode one chromosome image to 8-bit grayscale HxW (16-bit scaled by its range).
+
+    Raises:
+        BadImage: empty, non-image, corrupt or truncated file (message = the reason).
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            raise BadImage("empty file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about damaged tags; we skip or read
+            with Image.open(path) as im:
+                im.load()
+                return to_gray8(im)
+    except UnidentifiedImageError:
+        raise BadImage("not an image (unknown format or damaged header)") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise BadImage(f"corrupt or truncated image ({e})") from None
+
+
+def to_gray8(im: Image.Image) -> np.ndarray:
+    """Pillow image -> uint8 HxW: 16-bit/int/float min-max scaled, colour via ITU-R 601 luma."""
+    if im.mode.startswith("I") or im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        return np.round((a - lo) * scale).astype(np.uint8)
+    if im.mode != "L":
+        im = im.convert("L")
+    return np.asarray(im, dtype=np.uint8).copy()
+
+
+def _hidden(path: Path) -> bool:
+    return path.name.startswith(".")
+
+
+def _list_folders(root: Path) -> tuple[list, list]:
+    items, skipped = [], []
+    for entry in sorted(root.iterdir()):
+        if _hidden(entry):
+            continue
+        if entry.is_file():
+            skipped.append({"file": str(entry), "reason": "not in a class folder"})
+            continue
+        label = karyotype_label(entry.name)
+        if label is None:
+            raise AnetError(f"{entry}: unknown label folder {entry.name!r} "
+                            f"(expected {', '.join(KARYOTYPE_CLASSES)})")
+        for f in sorted(p for p in entry.rglob("*") if p.is_file() and not _hidden(p)):
+            items.append((str(f), label, {"name": safe_name(f.stem), "cell": ""}))
+    if not items and not skipped:
+        raise AnetError(f"--source {root}: no class folders ({', '.join(KARYOTYPE_CLASSES)}); pass "
+                        "a folder of class folders or a CSV manifest path,label[,cell]")
+    return items, skipped
+
+
+def read_manifest(manifest: Path) -> list:
+    """Rows ``path,label[,cell]`` of a CSV manifest (header optional, paths relative to it)."""
+    items = []
+    try:
+        with open(manifest, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise AnetError(f"{manifest}: cannot read manifest ({e})") from None
+    for lineno, row in enumerate(rows, 1):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) not in (2, 3):
+            raise AnetError(f"{manifest}:{lineno}: expected 2 or 3 columns path,label[,cell], "
+                            f"got {len(row)}")
+        if lineno == 1 and row[0].strip().lower() == "path" and karyotype_label(row[1]) is None:
+            continue  # header
+        label = karyotype_label(row[1])
+        if label is None:
+            raise AnetError(f"{manifest}:{lineno}: unknown label {row[1].strip()!r} "
+                            f"(expected {', '.join(KARYOTYPE_CLASSES)})")
+        path = (manifest.parent / row[0].strip())
+        if not path.is_file():
+            raise AnetError(f"{manifest}:{lineno}: missing file {row[0].strip()}")
+        cell = row[2].strip() if len(row) == 3 else ""
+        items.append((str(path), label, {"name": safe_name(path.stem), "cell": cell}))
+    if not items:
+        raise AnetError(f"{manifest}: manifest has no rows")
+    return items
+
+
+def open_karyotype(source: str | None, name: str = "karyotype") -> RawDataset:
+    """Chromosome TIFs labelled by class folders or a ``path,label[,cell]`` CSV manifest."""
+    if source is None:
+        raise AnetError("karyotype needs --source: a folder of class folders (1..22, X, Y) or a "
+                        "CSV manifest path,label[,cell] (try --dataset synthetic-karyotype)")
+    root = Path(source)
+    if root.is_file() and root.suffix.lower() == ".csv":
+        items, skipped = read_manifest(root), []
+    elif root.is_dir() and (root / "manifest.csv").is_file() and not any(
+            karyotype_label(p.name) is not None for p in root.iterdir() if p.is_dir()):
+        items, skipped = read_manifest(root / "manifest.csv"), []
+    elif root.is_dir():
+        items, skipped = _list_folders(root)
+    else:
+        raise AnetError(f"--source {source}: not a folder of class folders or a .csv manifest")
+    return RawDataset(name, str(root), KARYOTYPE_CLASSES, 1, len(items), items, skipped)

@@ -1,0 +1,171 @@
+"""`make bench`: time anet's heavy steps; one function per section, all writing into one dict.
+
+Results go to bench.json and, as a markdown table, to stdout and bench.md. Sections:
+  prepare  70k-image MNIST-format IDX fixture (gz) -> `anet prepare` in a subprocess:
+           images/s, wall time, peak RSS (largest process, and whole process tree).
+
+Usage: python scripts/bench.py [--sections prepare] [--out-dir .] [--images 70000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import resource
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+ANET = [sys.executable, "-c", "from anet.cli import main; main()"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def digit_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random-ish digit-like 28x28 uint8 images: a drawn glyph per class, shifted, scaled, noisy."""
+    rng = np.random.default_rng(seed)
+    glyphs = []
+    for d in range(10):
+        im = Image.new("L", (14, 14))
+        ImageDraw.Draw(im).text((4, 1), str(d), fill=255)
+        glyphs.append(np.asarray(im.resize((20, 20), Image.BILINEAR)))
+    glyphs = np.pad(np.stack(glyphs), ((0, 0), (6, 6), (6, 6)))  # 10 x 32 x 32
+    labels = rng.integers(0, 10, n)
+    dy, dx = rng.integers(0, 5, n), rng.integers(0, 5, n)
+    rows = dy[:, None] + np.arange(28)
+    cols = dx[:, None] + np.arange(28)
+    images = glyphs[labels[:, None, None], rows[:, :, None], cols[:, None, :]].astype(np.float32)
+    images *= rng.uniform(0.6, 1.0, (n, 1, 1))
+    images += rng.integers(0, 30, images.shape)
+    return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.uint8)
+
+
+def write_idx_gz(path: Path, array: np.ndarray) -> None:
+    """One gzipped IDX file (magic 0 0 8 ndim, big-endian sizes, uint8 data)."""
+    header = bytes([0, 0, 8, array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb", compresslevel=6) as f:
+        f.write(header + array.tobytes())
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, from /proc (kB)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def run_measured(cmd: list[str], **kw) -> dict:
+    """Run a command; exit code, wall and CPU time, peak RSS of the largest process and of the
+    whole process tree (polled from /proc every 50 ms)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, **kw)
+    peak_tree = 0
+    while proc.poll() is None:
+        peak_tree = max(peak_tree, _tree_rss_kb(proc.pid))
+        time.sleep(0.05)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    # ru_maxrss of children is the largest single descendant so far (kB on Linux)
+    return {"returncode": proc.returncode, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "peak_rss_max_process_mb": round(after.ru_maxrss / 1024, 1),
+            "peak_rss_tree_mb": round(peak_tree / 1024, 1)}
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def bench_prepare(results: dict, args: argparse.Namespace) -> None:
+    """`anet prepare --dataset mnist` on a generated IDX fixture of ``args.images`` images."""
+    images = args.images
+    with tempfile.TemporaryDirectory(prefix="anet-bench-") as tmp:
+        src = Path(tmp) / "idx"
+        src.mkdir()
+        n_test = images // 7
+        for split, n, seed in (("train", images - n_test, 0), ("t10k", n_test, 1)):
+            x, y = digit_images(n, seed)
+            write_idx_gz(src / f"{split}-images-idx3-ubyte.gz", x)
+            write_idx_gz(src / f"{split}-labels-idx1-ubyte.gz", y)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        tf = run_measured([sys.executable, "-c", "import tensorflow"], env=env)
+        out = Path(tmp) / "mnist"
+        log = Path(tmp) / "prepare.log"
+        with open(log, "w") as f:
+            m = run_measured(ANET + ["prepare", "--dataset", "mnist", "--source", str(src),
+                                     "--out", str(out)], env=env, stdout=f, stderr=subprocess.STDOUT,
+                             cwd=ROOT)
+        if m["returncode"] != 0:
+            raise SystemExit(f"anet prepare failed:\n{log.read_text()[-3000:]}")
+        meta = json.loads((out / "dataset.json").read_text())
+    results["prepare"] = {
+        "images": meta["totals"]["total"], **m,
+        "images_per_s": round(meta["totals"]["total"] / m["wall_s"], 1),
+        "tensorflow_import_s": tf["wall_s"], "workers": os.cpu_count(),
+    }
+
+
+SECTIONS = {"prepare": bench_prepare}
+
+
+def markdown(results: dict) -> str:
+    """One table: section | metric | value."""
+    lines = ["| section | metric | value |", "|---|---|---|"]
+    for section, metrics in results.items():
+        if section == "machine":
+            continue
+        lines += [f"| {section} | {k} | {v} |" for k, v in metrics.items()]
+    m = results["machine"]
+    head = (f"Bench on {m['cpu']} ({m['cores']} cores, load average {m['load_avg_1m']} at start), "
+            f"Python {m['python']}")
+    return head + "\n\n" + "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", nargs="*", default=list(SECTIONS), choices=list(SECTIONS))
+    parser.add_argument("--out-dir", default=str(ROOT), help="where bench.json / bench.md go")
+    parser.add_argument("--images", type=int, default=70000, help="prepare: fixture size")
+    args = parser.parse_args()
+    results: dict = {"machine": {"cpu": platform.processor() or platform.machine(),
+                                 "cores": os.cpu_count(), "python": platform.python_version(),
+                                 "load_avg_1m": round(os.getloadavg()[0], 2)}}
+    for name in args.sections:
+        print(f"bench: {name} ...", file=sys.stderr)
+        SECTIONS[name](results, args)
+    out = Path(args.out_dir)
+    (out / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
+    table = markdown(results)
+    (out / "bench.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

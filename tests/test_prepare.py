@@ -1,0 +1,312 @@
+"""prepare: splits (pure functions), the JPG + TFRecord output, dataset.json, bad input, atomicity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from anet.cli import main
+from anet.data import prepare as prep
+from anet.data.records import decode_example, shard_paths
+from anet.errors import AnetError
+from tests.conftest import (
+    digits,
+    make_cifar_dir,
+    make_idx_dir,
+    make_manifest,
+    make_tif_tree,
+    write_idx,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ANET = ROOT / ".venv" / "bin" / "anet"
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    """Run ``anet ARGS`` in-process through the real entry point; (exit code, stdout, stderr)."""
+    old = sys.argv
+    sys.argv = ["anet", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def records(out: Path, split: str) -> list[dict]:
+    import tensorflow as tf
+
+    return [decode_example(r.numpy()) for r in tf.data.TFRecordDataset(shard_paths(out, split))]
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def test_assign_splits_exact_per_class():
+    labels = np.repeat(np.arange(10), 140)  # like fashion-mnist: 7000 per class / 50
+    split = prep.assign_splits(labels, None, 0.05, 0.05, seed=0)
+    for c in range(10):
+        assert np.bincount(split[labels == c], minlength=3).tolist() == [126, 7, 7]
+
+
+def test_assign_splits_totals_match_ratio_with_uneven_classes():
+    labels = np.repeat(np.arange(5), [101, 97, 230, 45, 12])
+    split = prep.assign_splits(labels, None, 0.1, 0.05, seed=3)
+    assert np.bincount(split, minlength=3).tolist() == [413, 48, 24]  # round(48.5), round(24.25)
+    for c in range(5):
+        n = (labels == c).sum()
+        assert abs((split[labels == c] == 1).sum() - n * 0.1) < 1
+
+
+def test_assign_splits_deterministic_and_seed_dependent():
+    labels = np.arange(1000) % 7
+    a = prep.assign_splits(labels, None, 0.05, 0.05, seed=1)
+    assert (a == prep.assign_splits(labels, None, 0.05, 0.05, seed=1)).all()
+    assert (a != prep.assign_splits(labels, None, 0.05, 0.05, seed=2)).any()
+
+
+def test_assign_splits_groups_never_straddle_and_stay_stratified():
+    rng = np.random.default_rng(0)
+    labels, cells = [], []
+    for cell in range(200):  # 46-chromosome cells, XX or XY
+        karyo = [c for c in range(22) for _ in range(2)] + ([22, 22] if rng.random() < .5 else [22, 23])
+        labels += karyo
+        cells += [f"c{cell}"] * len(karyo)
+    labels, cells = np.array(labels), np.array(cells)
+    split = prep.assign_splits(labels, cells, 0.05, 0.05, seed=0)
+    for cell in np.unique(cells):
+        assert len(set(split[cells == cell])) == 1
+    assert np.bincount(split, minlength=3).tolist() == [8280, 460, 460]  # 180 / 10 / 10 cells
+    for c in range(22):
+        assert (split[labels == c] == 1).sum() == 20
+
+
+def test_group_ids_union_cells_and_duplicates():
+    cells = ["a", "a", "", "", "b", ""]
+    digests = [b"1", b"2", b"3", b"2", b"4", b"4"]
+    g = prep.group_ids(cells, digests)
+    assert g[0] == g[1] == g[3] and g[4] == g[5] and len({g[0], g[2], g[4]}) == 3
+
+
+def test_table1_formats():
+    meta = {"name": "mnist", "totals": {"total": 70000, "train": 63000, "valid": 3500, "test": 3500},
+            "size": {"min": [28, 28], "max": [28, 28]}}
+    cells = [c.strip() for c in prep.table1(meta).splitlines()[1].split("|")]
+    assert cells == ["mnist", "70000", "63000", "3500", "3500", "28 x 28"]
+    meta["size"] = {"min": [57, 45], "max": [198, 96]}
+    assert prep.table1(meta).endswith("57 x 45 .. 198 x 96")
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def _dup_idx(folder: Path) -> Path:
+    """An IDX source where train images 5..9 are copies of 0..4 (same labels)."""
+    make_idx_dir(folder, n_train=300, n_test=60)
+    x, y = digits(300, 0)
+    x[5:10], y[5:10] = x[0:5], y[0:5]
+    write_idx(folder / "train-images-idx3-ubyte.gz", x)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", y.astype(np.uint8))
+    return folder
+
+
+def test_prepare_mnist_end_to_end(tmp_path, capsys):
+    src = _dup_idx(tmp_path / "idx")
+    out = tmp_path / "mnist"
+    meta = prep.prepare("mnist", source=str(src), out=str(out), valid_ratio=0.1, test_ratio=0.1,
+                        seed=0, cells=0, workers=1, force=False)
+    printed = capsys.readouterr().out
+    assert "mnist   | 360   | 288   | 36    | 36   | 28 x 28" in printed
+    disk = json.loads((out / "dataset.json").read_text())
+    assert disk == meta
+    for key in ("name", "source", "seed", "ratios", "classes", "num_classes", "channels", "counts",
+                "totals", "size", "mean", "std", "shards", "has_cells", "skipped", "created"):
+        assert key in meta
+    assert meta["classes"] == list("0123456789") and meta["channels"] == 1
+    assert meta["totals"] == {"total": 360, "train": 288, "valid": 36, "test": 36}
+    assert all(n == 36 // 10 or n == 4 for n in meta["counts"]["valid"].values())
+    assert meta["has_cells"] is False and meta["duplicates"] == 5 and meta["skipped"] == []
+    assert not list(tmp_path.glob("mnist.partial-*"))
+    # records: every JPG once, label from the path, no pixel content in two splits
+    seen, by_split = set(), {}
+    for split in prep.SPLITS:
+        assert [Path(p).name for p in shard_paths(out, split)] == meta["shards"][split]
+        for ex in records(out, split):
+            assert ex["filename"] not in seen
+            seen.add(ex["filename"])
+            assert meta["classes"][ex["label"]] == ex["filename"].split("/")[0]
+            assert (out / "jpg" / ex["filename"]).read_bytes() == ex["image"]
+            by_split[ex["filename"]] = split
+    assert len(seen) == 360
+    for i in range(5):  # the duplicated pairs share a split
+        c = meta["classes"][int(digits(300, 0)[1][i])]
+        assert by_split[f"{c}/train-{i:05d}.jpg"] == by_split[f"{c}/train-{i + 5:05d}.jpg"]
+    # mean/std are of the train split (JPGs are lossy; compare to the raw pixels)
+    x = np.concatenate([digits(300, 0)[0], digits(60, 1)[0]])
+    x[5:10] = x[0:5]
+    train = [int(f.split("-")[-1][:5]) + (300 if "t10k" in f else 0)
+             for f, s in by_split.items() if s == "train"]
+    assert meta["mean"][0] == pytest.approx(x[train].mean() / 255, abs=1e-5)
+    assert meta["std"][0] == pytest.approx(x[train].std() / 255, abs=1e-5)
+
+
+def test_prepare_deterministic_across_workers(tmp_path):
+    src = make_idx_dir(tmp_path / "idx", n_train=1200, n_test=100)
+    kw = {"source": str(src), "valid_ratio": 0.05, "test_ratio": 0.05, "seed": 7, "cells": 0,
+          "force": False}
+    a = prep.prepare("mnist", out=str(tmp_path / "a"), workers=1, **kw)
+    b = prep.prepare("mnist", out=str(tmp_path / "b"), workers=2, **kw)
+    assert a["counts"] == b["counts"] and a["mean"] == b["mean"]
+    for split in prep.SPLITS:
+        for pa, pb in zip(shard_paths(tmp_path / "a", split), shard_paths(tmp_path / "b", split)):
+            assert Path(pa).read_bytes() == Path(pb).read_bytes()
+
+
+def test_prepare_cifar_rgb(tmp_path):
+    src = make_cifar_dir(tmp_path / "raw", n=20)
+    out = tmp_path / "cifar"
+    meta = prep.prepare("cifar", source=str(src), out=str(out), valid_ratio=0.1, test_ratio=0.1,
+                        seed=0, cells=0, workers=1, force=False)
+    assert meta["channels"] == 3 and len(meta["mean"]) == 3 and meta["classes"][1] == "automobile"
+    assert meta["totals"]["total"] == 120 and meta["size"] == {"min": [32, 32], "max": [32, 32]}
+    ex = records(out, "test")[0]
+    assert ex["channels"] == 3 and Image.open(out / "jpg" / ex["filename"]).mode == "RGB"
+    assert not (out / "tmp").exists()
+
+
+def test_prepare_karyotype_skips_bad_files(tif_tree, tmp_path):
+    out = tmp_path / "k"
+    meta = prep.prepare("karyotype", source=str(tif_tree), out=str(out), valid_ratio=0.1,
+                        test_ratio=0.1, seed=0, cells=0, workers=1, force=False)
+    reasons = {Path(s["file"]).name: s["reason"] for s in meta["skipped"]}
+    assert reasons["empty.tif"] == "empty file"
+    assert reasons["notes.txt"].startswith("not an image")
+    assert reasons["corrupt.tif"].startswith(("not an image", "corrupt"))
+    assert reasons["truncated.tif"].startswith(("not an image", "corrupt or truncated"))
+    assert meta["totals"]["total"] == 60 and meta["counts"]["valid"]["X"] == 2
+    assert meta["classes"][-2:] == ["X", "Y"] and meta["size"]["min"] == [60, 40]
+    assert sorted(os.listdir(out / "jpg" / "2"))[:2] == ["img000.jpg", "img001.jpg"]
+
+
+def test_prepare_manifest_cells_stay_together(tmp_path):
+    m = make_manifest(tmp_path / "kary", cells=20)
+    out = tmp_path / "k"
+    meta = prep.prepare("karyotype", source=str(m), out=str(out), valid_ratio=0.1, test_ratio=0.1,
+                        seed=0, cells=0, workers=1, force=False)
+    assert meta["has_cells"] and meta["totals"] == {"total": 120, "train": 96, "valid": 12,
+                                                     "test": 12}
+    split_of: dict[str, set] = {}
+    for split in prep.SPLITS:
+        for ex in records(out, split):
+            split_of.setdefault(ex["cell"], set()).add(split)
+    assert len(split_of) == 20 and all(len(s) == 1 for s in split_of.values())
+
+
+def test_prepare_synthetic_small(tmp_path):
+    out = tmp_path / "sk"
+    meta = prep.prepare("synthetic-karyotype", source=None, out=str(out), valid_ratio=0.25,
+                        test_ratio=0.25, seed=0, cells=4, workers=1, force=False)
+    assert meta["totals"] == {"total": 184, "train": 92, "valid": 46, "test": 46}
+    assert meta["has_cells"] and (out / "raw" / "manifest.csv").is_file()
+    assert meta["num_classes"] == 24 and meta["skipped"] == []
+
+
+# --------------------------------------------------------------------------- reruns, errors, atomicity
+
+
+def test_rerun_without_force_does_nothing(tmp_path, capsys):
+    src = make_idx_dir(tmp_path / "idx", n_train=100, n_test=20)
+    out = tmp_path / "m"
+    args = ["prepare", "--dataset", "mnist", "--source", src, "--out", out, "--workers", "1"]
+    assert run_cli(args, capsys)[0] == 0
+    stamp = (out / "dataset.json").stat().st_mtime_ns
+    code, printed, _ = run_cli(args, capsys)
+    assert code == 0 and "already holds a finished dataset" in printed
+    assert "mnist   | 120   | 108   | 6     | 6    | 28 x 28" in printed
+    assert (out / "dataset.json").stat().st_mtime_ns == stamp
+    code, printed, _ = run_cli(args + ["--force", "--seed", "1"], capsys)
+    assert code == 0 and json.loads((out / "dataset.json").read_text())["seed"] == 1
+    assert not list(tmp_path.glob("m.old-*")) and not list(tmp_path.glob("m.partial-*"))
+
+
+def test_leftover_partial_removed_and_foreign_dir_kept(tmp_path, capsys):
+    src = make_idx_dir(tmp_path / "idx", n_train=50, n_test=10)
+    dead = tmp_path / "m.partial-999999999"
+    (dead / "jpg").mkdir(parents=True)
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "mine.txt").write_text("user data")
+    args = ["prepare", "--dataset", "mnist", "--source", src, "--out", out, "--workers", "1"]
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and f"error: {out} exists and is not a finished dataset" in err
+    assert not dead.exists() and (out / "mine.txt").exists()
+
+
+def test_cli_unknown_label_folder(tmp_path, capsys):
+    make_tif_tree(tmp_path / "tifs", per_class=2, bad=False)
+    (tmp_path / "tifs" / "abc").mkdir()
+    code, _, err = run_cli(["prepare", "--dataset", "karyotype", "--source", tmp_path / "tifs",
+                            "--out", tmp_path / "o", "--workers", "1"], capsys)
+    assert code == 2 and err.startswith("error: ") and "unknown label folder 'abc'" in err
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob("o.partial-*"))
+
+
+def test_cli_bad_manifest_row_and_ratios(tmp_path, capsys):
+    m = make_manifest(tmp_path, cells=2)
+    m.write_text(m.read_text() + "img/p00/c0.tif,25,p00\n")
+    code, _, err = run_cli(["prepare", "--dataset", "karyotype", "--source", m,
+                            "--out", tmp_path / "o"], capsys)
+    assert code == 2 and f"error: {m}:14: unknown label '25'" in err
+    code, _, err = run_cli(["prepare", "--dataset", "mnist", "--valid-ratio", "0.6",
+                            "--test-ratio", "0.5", "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "sum to less than 1" in err
+
+
+def test_prepare_no_usable_images(tmp_path):
+    (tmp_path / "t" / "5").mkdir(parents=True)
+    (tmp_path / "t" / "5" / "a.tif").write_bytes(b"")
+    with pytest.raises(AnetError, match="no usable images"):
+        prep.prepare("karyotype", source=str(tmp_path / "t"), out=str(tmp_path / "o"), workers=1)
+    assert not list(tmp_path.glob("o*"))
+
+
+@pytest.mark.slow
+def test_sigkill_midway_leaves_no_finished_dataset(tmp_path):
+    src = make_idx_dir(tmp_path / "idx", n_train=3000, n_test=500)
+    out = tmp_path / "m"
+    cmd = [str(ANET), "prepare", "--dataset", "mnist", "--source", str(src), "--out", str(out),
+           "--workers", "1"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait until JPGs are being written
+        partial = list(tmp_path.glob("m.partial-*/jpg/*/*.jpg"))
+        if partial:
+            break
+        time.sleep(0.01)
+    assert partial and proc.poll() is None, "prepare finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "dataset.json").exists() and list(tmp_path.glob("m.partial-*"))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "removing leftover" in done.stderr and "mnist   | 3500" in done.stdout
+    assert (out / "dataset.json").is_file() and not list(tmp_path.glob("m.partial-*"))
+    meta = json.loads((out / "dataset.json").read_text())
+    assert hashlib.sha256(json.dumps(meta["counts"]).encode()).hexdigest()  # parseable, complete
