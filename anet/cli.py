@@ -103,27 +103,115 @@ def train(config, overrides, run_dir, gpu) -> None:
               help="One model per GPU, in parallel; without GPUs the runs go one after another.")
 def train_many(configs, overrides, gpus) -> None:
     """Train several experiments, one model per GPU (each in its own run dir and train.log)."""
-    from anet.devices import parse_gpus, train_many as run_many
+    from anet.devices import parse_gpus
+    from anet.devices import train_many as run_many
 
     sys.exit(run_many(list(configs), list(overrides), parse_gpus(gpus)))
 
 
-@cli.command()
-def evaluate() -> None:
-    """Score every checkpoint on valid, test the best one."""
-    _not_yet("evaluate")
+ckpt_dir_option = click.option(
+    "--ckpt-dir", type=click.Path(), default=None,
+    help="Run directory (default: the most recent run under runs/).")
 
 
 @cli.command()
-def visualize() -> None:
-    """Layer outputs as images."""
-    _not_yet("visualize")
+@ckpt_dir_option
+@click.option("--split", type=click.Choice(("valid", "test")), default="test", show_default=True,
+              help="Split reported for the chosen checkpoint (selection always uses valid).")
+@click.option("--ckpt", default=None, help="Score only this checkpoint (name or step); no selection.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Evaluation batch size (default: the config's train.batch_size).")
+@click.option("--train-batches", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Batches of the train split for train accuracy (0 = whole split).")
+@set_option
+def evaluate(ckpt_dir, split, ckpt, batch_size, train_batches, overrides) -> None:
+    """Score every checkpoint on valid, test the best one; writes eval.json and plots."""
+    from anet.evaluate import evaluate as run_evaluate
+    from anet.runs import latest_run
+
+    run_evaluate(ckpt_dir or latest_run(), split=split, ckpt=ckpt, batch_size=batch_size or 0,
+                 train_batches=train_batches, overrides=overrides)
+
+
+class _ManyValues(click.Command):
+    """Lets ``--images A B`` and ``--compare RUN RUN`` take several values (click takes one):
+    each value after such an option, up to the next option, is given its own copy of it."""
+
+    many = ("--images", "--compare")
+
+    def parse_args(self, ctx, args):
+        out, opt = [], None
+        for a in args:
+            if a.startswith("-"):
+                opt = a if a in self.many else None
+            elif opt and out[-1] != opt:
+                out.append(opt)
+            out.append(a)
+        return super().parse_args(ctx, out)
+
+
+@cli.command(cls=_ManyValues)
+@ckpt_dir_option
+@click.option("--layers", default="conv1,pool1,pool2,pool_last", show_default=True,
+              help="Comma-separated layers; conv1 is conv1_1 on vgg16, pool_last the last pool.")
+@click.option("--samples", type=click.IntRange(min=1), default=2, show_default=True,
+              help="The first N examples of --split.")
+@click.option("--split", type=click.Choice(("train", "valid", "test")), default="test",
+              show_default=True)
+@click.option("--images", multiple=True, type=click.Path(), metavar="FILE...",
+              help="JPG/PNG files to use instead of --split samples.")
+@click.option("--out", type=click.Path(), default=None, help="Output folder (default RUN/visualize).")
+@click.option("--ckpt", default=None,
+              help="Checkpoint name or step (default: evaluate's choice, else best valid_acc).")
+@click.option("--compare", multiple=True, type=click.Path(), metavar="RUN...",
+              help="Several runs on one dataset: one figure per sample, a row per run.")
+def visualize(ckpt_dir, layers, samples, split, images, out, ckpt, compare) -> None:
+    """Layer outputs as image grids, an overview per sample and a smoothness table (Figure 4)."""
+    from anet.visualize import visualize as run_visualize
+
+    run_visualize(ckpt_dir, layers=layers, samples=samples, split=split, images=images, out=out,
+                  ckpt=ckpt, compare=compare)
 
 
 @cli.command()
-def report() -> None:
-    """Paper Table 1/Table 2 for datasets and runs."""
-    _not_yet("report")
+@click.argument("runs", nargs=-1, type=click.Path())
+@click.option("--dataset", "datasets", multiple=True, type=click.Path(), metavar="DIR",
+              help="A prepared dataset folder for Table 1 (repeatable).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV instead of markdown.")
+def report(runs, datasets, as_csv) -> None:
+    """Paper Table 2 for evaluated RUNS (from eval.json) and Table 1 for --dataset folders."""
+    from anet.report import report as make_report
+
+    click.echo(make_report(runs, datasets, as_csv=as_csv))
+
+
+@cli.command()
+@ckpt_dir_option
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--ckpt", default=None,
+              help="Checkpoint name or step (default: evaluate's choice, else best valid, else latest).")
+@set_option
+def predict(ckpt_dir, images, top_k, ckpt, overrides) -> None:
+    """Top-k classes with probabilities for JPG, PNG or TIF IMAGES."""
+    from anet.predict import predict as run_predict
+    from anet.runs import latest_run
+
+    run_predict(ckpt_dir or latest_run(), list(images), top_k=top_k, ckpt=ckpt, overrides=overrides)
+
+
+@cli.command()
+@ckpt_dir_option
+@click.option("--out", required=True, type=click.Path(), help="Output folder of the SavedModel.")
+@click.option("--ckpt", default=None,
+              help="Checkpoint name or step (default: evaluate's choice, else best valid, else latest).")
+@set_option
+def export(ckpt_dir, out, ckpt, overrides) -> None:
+    """SavedModel serving raw image bytes (+ model.keras) of the chosen checkpoint."""
+    from anet.predict import export as run_export
+    from anet.runs import latest_run
+
+    run_export(ckpt_dir or latest_run(), out, ckpt=ckpt, overrides=overrides)
 
 
 def main() -> None:

@@ -1,10 +1,14 @@
-"""Plots and tables of runs: the training curves (the paper's Figure 3)."""
+"""Plots and tables of runs: the training curves (the paper's Figure 3), Table 1 and Table 2."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from pathlib import Path
 
 from anet import checkpoints
+from anet.errors import AnetError
 from anet.runlog import read_metrics
 
 
@@ -46,3 +50,86 @@ def plot_curves(run_dir: str | Path) -> Path | None:
     plt.close(fig)
     tmp.replace(out)
     return out
+
+
+# --------------------------------------------------------------------------- tables
+
+SPLITS = ("train", "valid", "test")
+
+
+def load_eval(run_dir: str | Path) -> dict:
+    """A run's ``eval.json``; a clear error when the run has not been evaluated."""
+    path = Path(run_dir) / "eval.json"
+    if not Path(run_dir).is_dir():
+        raise AnetError(f"{run_dir}: no such run directory")
+    if not path.is_file():
+        raise AnetError(f"{run_dir}: no eval.json; run `anet evaluate --ckpt-dir {run_dir}` first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise AnetError(f"{path}: not valid JSON ({e}); re-run `anet evaluate --ckpt-dir {run_dir}`") \
+            from None
+
+
+def render(header: list, rows: list[list], as_csv: bool = False) -> str:
+    """A table as GitHub markdown (default) or CSV."""
+    if as_csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return buf.getvalue().rstrip("\n")
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _acc(v) -> str:
+    return f"{v:.4f}" if isinstance(v, (int, float)) else "-"
+
+
+def table2(evals: list[dict], as_csv: bool = False) -> str:
+    """The paper's Table 2: a row per model, train/valid/test accuracy per dataset.
+
+    Args:
+        evals: eval.json dicts (with ``run``, ``model``, ``dataset.name``, ``accuracy``).
+    """
+    datasets = list(dict.fromkeys(e["dataset"]["name"] for e in evals))
+    pairs = [(e["model"], e["dataset"]["name"]) for e in evals]
+    rows: dict[str, dict] = {}
+    for e, pair in zip(evals, pairs):
+        label = e["model"] if pairs.count(pair) == 1 else f"{e['model']} ({Path(e['run']).name})"
+        rows.setdefault(label, {})[e["dataset"]["name"]] = e["accuracy"]
+    header = ["Model"] + [f"{d} {s}" for d in datasets for s in SPLITS]
+    body = [[label] + [_acc(accs.get(d, {}).get(s)) for d in datasets for s in SPLITS]
+            for label, accs in rows.items()]
+    return render(header, body, as_csv)
+
+
+def _size(size: dict) -> str:
+    lo, hi = size.get("min"), size.get("max")
+    if not lo:
+        return "-"
+    return f"{lo[0]}x{lo[1]}" if lo == hi else f"{lo[0]}x{lo[1]} .. {hi[0]}x{hi[1]}"
+
+
+def table1(manifests: list[dict], as_csv: bool = False) -> str:
+    """The paper's Table 1: a row per dataset with its total, split sizes and image size."""
+    header = ["Dataset", "Total", "Train", "Valid", "Test", "Size"]
+    body = [[m["name"]] + [m["totals"].get(k, "-") for k in ("total", "train", "valid", "test")]
+            + [_size(m.get("size", {}))] for m in manifests]
+    return render(header, body, as_csv)
+
+
+def report(runs=(), datasets=(), as_csv: bool = False) -> str:
+    """Table 1 for ``datasets`` (prepared folders) and Table 2 for ``runs`` (evaluated runs)."""
+    from anet.data.pipeline import load_manifest
+
+    if not runs and not datasets:
+        raise AnetError("nothing to report; pass run directories and/or --dataset data/NAME")
+    parts = []
+    if datasets:
+        parts.append(table1([load_manifest(d) for d in datasets], as_csv))
+    if runs:
+        parts.append(table2([load_eval(r) for r in runs], as_csv))
+    return "\n\n".join(parts)

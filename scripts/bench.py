@@ -1,10 +1,19 @@
 """`make bench`: time anet's heavy steps; one function per section, all writing into one dict.
 
 Results go to bench.json and, as a markdown table, to stdout and bench.md. Sections:
-  prepare  70k-image MNIST-format IDX fixture (gz) -> `anet prepare` in a subprocess:
-           images/s, wall time, peak RSS (largest process, and whole process tree).
+  prepare   70k-image MNIST-format IDX fixture (gz) -> `anet prepare` in a subprocess:
+            images/s, wall time, peak RSS (largest process, and whole process tree).
+  matmul    the machine's dense float32 matmul rate (2048^2), the utilisation denominator.
+  pipeline  the input pipeline alone: images/s delivered at 227x227 and 224x224.
+  train     each full-size model's training step at batch 64: images/s from memory and from
+            the real pipeline (their ratio is the pipeline overhead), achieved GFLOP/s and
+            utilisation = achieved / matmul rate.
+  peer      the same AlexNet in eager PyTorch (scripts/torch_alexnet.py; only if torch is
+            installed): anet / PyTorch images/s.
+The pipeline and train sections read the dataset that the prepare section wrote.
 
-Usage: python scripts/bench.py [--sections prepare] [--out-dir .] [--images 70000]
+Usage: python scripts/bench.py [--sections prepare matmul ...] [--out-dir .] [--images 70000]
+       [--models alexnet anetc6 vgg16] [--precision float32|mixed_float16] [--steps 5]
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import struct
 import subprocess
 import sys
@@ -24,6 +34,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ANET = [sys.executable, "-c", "from anet.cli import main; main()"]
@@ -106,25 +119,26 @@ def run_measured(cmd: list[str], **kw) -> dict:
 def bench_prepare(results: dict, args: argparse.Namespace) -> None:
     """`anet prepare --dataset mnist` on a generated IDX fixture of ``args.images`` images."""
     images = args.images
-    with tempfile.TemporaryDirectory(prefix="anet-bench-") as tmp:
-        src = Path(tmp) / "idx"
-        src.mkdir()
-        n_test = images // 7
-        for split, n, seed in (("train", images - n_test, 0), ("t10k", n_test, 1)):
-            x, y = digit_images(n, seed)
-            write_idx_gz(src / f"{split}-images-idx3-ubyte.gz", x)
-            write_idx_gz(src / f"{split}-labels-idx1-ubyte.gz", y)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-        tf = run_measured([sys.executable, "-c", "import tensorflow"], env=env)
-        out = Path(tmp) / "mnist"
-        log = Path(tmp) / "prepare.log"
-        with open(log, "w") as f:
-            m = run_measured(ANET + ["prepare", "--dataset", "mnist", "--source", str(src),
-                                     "--out", str(out)], env=env, stdout=f, stderr=subprocess.STDOUT,
-                             cwd=ROOT)
-        if m["returncode"] != 0:
-            raise SystemExit(f"anet prepare failed:\n{log.read_text()[-3000:]}")
-        meta = json.loads((out / "dataset.json").read_text())
+    tmp = args.work
+    src = Path(tmp) / "idx"
+    src.mkdir(exist_ok=True)
+    n_test = images // 7
+    for split, n, seed in (("train", images - n_test, 0), ("t10k", n_test, 1)):
+        x, y = digit_images(n, seed)
+        write_idx_gz(src / f"{split}-images-idx3-ubyte.gz", x)
+        write_idx_gz(src / f"{split}-labels-idx1-ubyte.gz", y)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    tf = run_measured([sys.executable, "-c", "import tensorflow"], env=env)
+    out = Path(tmp) / "mnist"
+    shutil.rmtree(out, ignore_errors=True)
+    log = Path(tmp) / "prepare.log"
+    with open(log, "w") as f:
+        m = run_measured(ANET + ["prepare", "--dataset", "mnist", "--source", str(src),
+                                 "--out", str(out)], env=env, stdout=f, stderr=subprocess.STDOUT,
+                         cwd=ROOT)
+    if m["returncode"] != 0:
+        raise SystemExit(f"anet prepare failed:\n{log.read_text()[-3000:]}")
+    meta = json.loads((out / "dataset.json").read_text())
     results["prepare"] = {
         "images": meta["totals"]["total"], **m,
         "images_per_s": round(meta["totals"]["total"] / m["wall_s"], 1),
@@ -132,7 +146,49 @@ def bench_prepare(results: dict, args: argparse.Namespace) -> None:
     }
 
 
-SECTIONS = {"prepare": bench_prepare}
+def _dataset(args: argparse.Namespace) -> Path:
+    data = Path(args.work) / "mnist"
+    if not (data / "dataset.json").is_file():
+        raise SystemExit(f"bench: {data} has no prepared dataset; include the prepare section")
+    return data
+
+
+def bench_matmul(results: dict, args: argparse.Namespace) -> None:
+    results["matmul"] = bench_train.matmul_gflops()
+
+
+def bench_pipeline(results: dict, args: argparse.Namespace) -> None:
+    data = _dataset(args)
+    results["pipeline"] = {f"{size}x{size}_images_per_s": bench_train.pipeline_rate(data, size)["images_per_s"]
+                           for size in (227, 224)}
+
+
+def bench_train_step(results: dict, args: argparse.Namespace) -> None:
+    data = _dataset(args)
+    peak = results.get("matmul", {}).get("gflops")
+    for name, size in bench_train.MODELS:
+        if name not in args.models:
+            continue
+        print(f"bench: train {name} ...", file=sys.stderr)
+        r = bench_train.train_rates(name, size, data, steps=args.steps, precision=args.precision)
+        if peak:
+            r["utilisation"] = round(r["achieved_gflops"] / peak, 3)
+        results[f"train_{name}"] = r
+
+
+def bench_peer(results: dict, args: argparse.Namespace) -> None:
+    peer = bench_train.torch_peer(steps=args.steps)
+    if peer is None:
+        results["peer"] = {"skipped": "torch not installed"}
+        return
+    ours = results.get("train_alexnet", {}).get("memory_images_per_s")
+    if ours and "images_per_s" in peer:
+        peer["anet_over_torch"] = round(ours / peer["images_per_s"], 2)
+    results["peer"] = peer
+
+
+SECTIONS = {"prepare": bench_prepare, "matmul": bench_matmul, "pipeline": bench_pipeline,
+            "train": bench_train_step, "peer": bench_peer}
 
 
 def markdown(results: dict) -> str:
@@ -153,7 +209,15 @@ def main() -> None:
     parser.add_argument("--sections", nargs="*", default=list(SECTIONS), choices=list(SECTIONS))
     parser.add_argument("--out-dir", default=str(ROOT), help="where bench.json / bench.md go")
     parser.add_argument("--images", type=int, default=70000, help="prepare: fixture size")
+    parser.add_argument("--models", nargs="*", default=[m for m, _ in bench_train.MODELS])
+    parser.add_argument("--precision", default="float32",
+                        choices=["float32", "mixed_float16", "mixed_bfloat16"])
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per figure")
+    parser.add_argument("--work", default="", help="work dir (default: a temp dir, removed)")
     args = parser.parse_args()
+    if not args.work:
+        tmp = tempfile.TemporaryDirectory(prefix="anet-bench-")
+        args.work = tmp.name
     results: dict = {"machine": {"cpu": platform.processor() or platform.machine(),
                                  "cores": os.cpu_count(), "python": platform.python_version(),
                                  "load_avg_1m": round(os.getloadavg()[0], 2)}}

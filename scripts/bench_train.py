@@ -78,10 +78,9 @@ def train_rates(name: str, size: int, data_dir: Path, *, batch: int = 64, steps:
     import tensorflow as tf
 
     from anet import models
-    from anet.config import ModelConfig
+    from anet.config import ModelConfig, TrainConfig
     from anet.data import pipeline
     from anet.train import make_optimizer, make_train_step
-    from anet.config import TrainConfig
 
     manifest, spec = _spec(data_dir, size)
     keras.mixed_precision.set_dtype_policy(precision)

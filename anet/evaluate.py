@@ -1,0 +1,294 @@
+"""evaluate(run_dir): score every checkpoint on valid, pick the best, test it (the paper's procedure).
+
+The model is built once and each checkpoint's weights are swapped in. Selection looks only at
+the validation split; the test split is read once, for the chosen checkpoint. Everything lands
+in the run directory: ``eval.json`` (scores, choice and why, accuracies, per-class metrics,
+confusion matrix, config hash, dataset manifest, per-cell karyotype accuracy when it applies),
+``confusion.png`` and ``errors.png``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from anet import checkpoints, karyotype
+from anet.config import dump_yaml
+from anet.errors import AnetError
+from anet.runs import Run, build_model, open_run
+
+EVAL = "eval.json"
+SPLITS = ("valid", "test")
+TIE_TOL = 1e-9  # accuracies closer than this are a tie
+ERROR_IMAGES = 32  # misclassified examples kept for errors.png
+
+
+def select_best(scores: list[dict]) -> tuple[dict, str]:
+    """The checkpoint with the highest ``valid_acc``; ties go to the earliest ``step``.
+
+    Args:
+        scores: one dict per checkpoint with at least ``name``, ``step`` and ``valid_acc``.
+    Returns:
+        (chosen score dict, a one-line reason).
+    """
+    if not scores:
+        raise AnetError("no checkpoints to choose from")
+    best = max(s["valid_acc"] for s in scores)
+    tied = sorted((s for s in scores if s["valid_acc"] >= best - TIE_TOL), key=lambda s: s["step"])
+    chosen, others = tied[0], [s["name"] for s in tied[1:]]
+    reason = f"highest valid accuracy {best:.4f}"
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        reason += f"; tie with {shown} broken by earliest step"
+    return chosen, reason
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, k: int) -> np.ndarray:
+    """[k, k] counts: rows are true classes, columns predicted classes."""
+    return np.bincount(np.asarray(labels) * k + np.asarray(preds), minlength=k * k).reshape(k, k)
+
+
+def per_class(cm: np.ndarray, classes) -> list[dict]:
+    """Precision, recall, F1 and support per class from a confusion matrix (0 where undefined)."""
+    tp = np.diag(cm).astype(float)
+    predicted, support = cm.sum(axis=0), cm.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return [{"class": c, "precision": float(p), "recall": float(r), "f1": float(f),
+             "support": int(s)} for c, p, r, f, s in zip(classes, precision, recall, f1, support)]
+
+
+# --------------------------------------------------------------------------- passes over a split
+
+
+def _forward(model):
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def forward(x):
+        return model(x, training=False)
+
+    return forward
+
+
+def _score(forward, ds, split: str) -> dict:
+    """Accuracy and mean cross-entropy of the current weights on one split."""
+    n = correct = 0
+    loss = 0.0
+    for x, y in ds:
+        p = forward(x).numpy()
+        y = y.numpy()
+        correct += int((p.argmax(axis=1) == y).sum())
+        loss += float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)).sum())
+        n += len(y)
+    if n == 0:
+        raise AnetError(f"the {split} split is empty; re-run `anet prepare` with a {split} ratio > 0")
+    return {"acc": correct / n, "loss": loss / n, "examples": n}
+
+
+def _collect(forward, ds, split: str) -> dict:
+    """Probabilities, labels, filenames and cells of a split, plus some misclassified images."""
+    probs, labels, names, cells, errors = [], [], [], [], []
+    for x, y, fname, cell in ds:
+        p = forward(x).numpy()
+        y = y.numpy()
+        wrong = np.flatnonzero(p.argmax(axis=1) != y)
+        for i in wrong[: max(ERROR_IMAGES - len(errors), 0)]:
+            errors.append((x[i].numpy(), int(y[i]), int(p[i].argmax()), float(p[i].max())))
+        probs.append(p)
+        labels.append(y)
+        names += [f.decode("utf-8") for f in fname.numpy()]
+        cells += [c.decode("utf-8") for c in cell.numpy()]
+    if not probs:
+        raise AnetError(f"the {split} split is empty; re-run `anet prepare` with a {split} ratio > 0")
+    return {"probs": np.concatenate(probs), "labels": np.concatenate(labels), "filenames": names,
+            "cells": cells, "errors": errors}
+
+
+def _check_fits(run: Run, ckpt: dict, num_classes: int) -> None:
+    want = (ckpt.get("model"), ckpt.get("num_classes"))
+    have = (run.cfg.model.name, num_classes)
+    if want != have:
+        raise AnetError(f"{ckpt['path']}: checkpoint is {want[0]} with {want[1]} classes but the "
+                        f"run's config/dataset say {have[0]} with {have[1]}")
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = None,
+             batch_size: int = 0, train_batches: int = 0, overrides=()) -> dict:
+    """Select the best checkpoint on valid, report it on ``split``; writes eval.json and plots.
+
+    Args:
+        split: the split whose per-class metrics and confusion matrix are reported
+            (``test`` is read only for the chosen checkpoint; ``valid`` never reads it).
+        ckpt: score only this checkpoint (a name like ``ckpt-00000072`` or a step).
+        batch_size: evaluation batch size (0: the config's ``train.batch_size``).
+        train_batches: cap on batches of the train split for train accuracy (0: whole split).
+    Returns:
+        The eval.json dict.
+    """
+    from anet.data import pipeline
+
+    if split not in SPLITS:
+        raise AnetError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    run = open_run(run_dir, overrides)
+    manifest, spec = run.manifest, run.spec()
+    classes = list(manifest["classes"])
+    data_dir, batch = run.cfg.data.dir, batch_size or run.cfg.train.batch_size
+    candidates = [run.checkpoint(ckpt)] if ckpt else list(run.ckpts)
+    for c in candidates:
+        _check_fits(run, c, len(classes))
+
+    model = build_model(run)
+    forward = _forward(model)
+    valid_ds = pipeline.eval_dataset(data_dir, "valid", spec, batch_size=batch)
+    scores = []
+    for c in candidates:
+        checkpoints.load_weights(c["path"], model)
+        s = _score(forward, valid_ds, "valid")
+        scores.append({"name": Path(c["path"]).name, "step": int(c["step"]),
+                       "epoch": c.get("epoch"), "reasons": c.get("reasons", []),
+                       "valid_acc": s["acc"], "valid_loss": s["loss"]})
+        print(f"{scores[-1]['name']}: valid acc {s['acc']:.4f}, loss {s['loss']:.4f}")
+    if ckpt:
+        chosen, reason = scores[0], f"given with --ckpt (valid accuracy {scores[0]['valid_acc']:.4f})"
+    else:
+        chosen, reason = select_best(scores)
+    paths = {Path(c["path"]).name: c["path"] for c in candidates}
+    checkpoints.load_weights(paths[chosen["name"]], model)
+
+    out = _collect(forward, pipeline.eval_dataset(data_dir, split, spec, batch_size=batch,
+                                                  with_meta=True), split)
+    train = _score(forward, pipeline.eval_dataset(data_dir, "train", spec, batch_size=batch,
+                                                  max_batches=train_batches), "train")
+    preds = out["probs"].argmax(axis=1)
+    cm = confusion_matrix(out["labels"], preds, len(classes))
+    result = {
+        "run": str(run.dir),
+        "model": run.cfg.model.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config_sha256": hashlib.sha256(dump_yaml(run.cfg).encode()).hexdigest(),
+        "dataset": dataset_manifest(data_dir, manifest),
+        "checkpoints": scores,
+        "chosen": {"name": chosen["name"], "step": chosen["step"], "reason": reason},
+        "accuracy": {"train": train["acc"], "valid": chosen["valid_acc"],
+                     "test": float((preds == out["labels"]).mean()) if split == "test" else None},
+        "examples": {"train": train["examples"], split: len(preds)},
+        "train_batches": train_batches,
+        "split": split,
+        "classes": classes,
+        "per_class": per_class(cm, classes),
+        "confusion": cm.tolist(),
+        "karyotype": None,
+    }
+    if karyotype.applies(classes, out["cells"]):
+        cell = karyotype.cell_report(out["probs"], out["labels"], out["cells"])
+        result["karyotype"] = {k: v for k, v in cell.items() if k != "assigned"} | {"split": split}
+    checkpoints.atomic_write_text(Path(run.dir) / EVAL, json.dumps(result, indent=1) + "\n")
+    plot_confusion(cm, classes, Path(run.dir) / "confusion.png",
+                   title=f"{Path(run.dir).name} {chosen['name']}: {split} confusion")
+    plot_errors(out["errors"], classes, Path(run.dir) / "errors.png",
+                total=int((preds != out["labels"]).sum()))
+    print(summary(result))
+    return result
+
+
+def dataset_manifest(data_dir, manifest: dict) -> dict:
+    """What identifies the dataset a result was computed on: name, totals, sha256 of dataset.json."""
+    raw = (Path(data_dir) / "dataset.json").read_bytes()
+    return {"name": manifest.get("name", Path(data_dir).name), "dir": str(data_dir),
+            "totals": manifest.get("totals", {}), "sha256": hashlib.sha256(raw).hexdigest()}
+
+
+def summary(result: dict) -> str:
+    """A short text table of an eval.json dict."""
+    acc, n = result["accuracy"], result["examples"]
+    lines = [f"{result['run']}: chose {result['chosen']['name']} ({result['chosen']['reason']})",
+             f"{'split':<6} {'accuracy':>9} {'examples':>9}"]
+    for s in ("train", "valid", "test"):
+        if acc.get(s) is not None:
+            count = n.get(s, result["dataset"]["totals"].get(s, ""))
+            lines.append(f"{s:<6} {acc[s]:>9.4f} {count:>9}")
+    k = result.get("karyotype")
+    if k:
+        lines.append(f"karyotype ({k['split']}, {k['cells']} cells, {k['chromosomes']} chromosomes): "
+                     f"per-chromosome {k['accuracy_before']:.4f} -> per-cell assigned "
+                     f"{k['accuracy_after']:.4f}")
+    lines.append(f"wrote {Path(result['run']) / EVAL}, confusion.png, errors.png")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def plot_confusion(cm: np.ndarray, classes, path: Path, title: str = "confusion") -> Path:
+    """Confusion matrix heat map with class names on both axes and counts in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(classes)
+    side = min(max(4.0, 0.4 * k + 2), 14.0)
+    fig, ax = plt.subplots(figsize=(side + 1, side), dpi=100)
+    im = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(k), classes, rotation=90 if k > 12 else 0)
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    if k <= 30:
+        hi = cm.max() if cm.size else 0
+        for i in range(k):
+            for j in range(k):
+                if cm[i, j]:
+                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=10 if k <= 10 else 7,
+                            color="white" if cm[i, j] > hi / 2 else "black")
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def plot_errors(errors: list, classes, path: Path, total: int) -> Path:
+    """Gallery of misclassified images (preprocessed inputs, min-max scaled) with true/predicted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 8
+    rows = max(1, -(-len(errors) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.9 + 0.4), dpi=100,
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (img, true, pred, p) in zip(axes.flat, errors):
+        img = (img - img.min()) / max(float(img.max() - img.min()), 1e-6)
+        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray")
+        ax.set_title(f"true {classes[true]}\npred {classes[pred]} {p:.2f}", fontsize=8)
+    shown = f"first {len(errors)} of {total}" if total > len(errors) else f"all {total}"
+    fig.suptitle(f"misclassified: {shown}" if total else "no misclassified images", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    return path

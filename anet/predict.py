@@ -1,0 +1,187 @@
+"""Predict classes of image files with a run's checkpoint, and export it as a SavedModel.
+
+Both go through ``pipeline.eval_transform`` (the evaluation preprocessing) on encoded image
+bytes, so a prediction sees exactly what evaluation saw. TIFs (16-bit included) and other
+formats TensorFlow cannot decode are first converted with Pillow the way ``anet prepare``
+converts them, then encoded as PNG.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from anet import checkpoints
+from anet.errors import AnetError
+from anet.runs import Run, build_model, open_run
+
+TF_FORMATS = ("JPEG", "PNG", "BMP", "GIF")  # what tf.io.decode_image reads itself
+WIDE_MODES = ("I", "F")  # 16/32-bit integer and float modes (Pillow's I;16, I;16B, ... start with I)
+
+
+def choose_checkpoint(run: Run, name: str | None = None) -> tuple[dict, str]:
+    """The checkpoint to use and why: ``name``, else evaluate's choice, else best valid, else latest."""
+    if name:
+        return run.checkpoint(name), "given with --ckpt"
+    eval_file = run.dir / "eval.json"
+    if eval_file.is_file():
+        chosen = json.loads(eval_file.read_text()).get("chosen", {}).get("name")
+        for c in run.ckpts:
+            if Path(c["path"]).name == chosen:
+                return c, "chosen by `anet evaluate`"
+    scored = [dict(c, name=Path(c["path"]).name) for c in run.ckpts if "valid_acc" in c]
+    if scored:
+        from anet.evaluate import select_best
+
+        best, reason = select_best(scored)
+        return run.checkpoint(best["name"]), f"recorded during training: {reason}"
+    return run.ckpts[-1], "latest (no validation accuracy recorded)"
+
+
+def image_bytes(path: str | Path, channels: int) -> bytes:
+    """Encoded bytes of an image file that ``eval_transform`` can decode.
+
+    JPEG/PNG/BMP/GIF with 8-bit pixels pass through unchanged; TIFs, 16-bit and float images
+    are converted like ``anet prepare`` does (8-bit gray, min-max scaled; RGB for 3-channel
+    datasets) and encoded as PNG.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from anet.data.sources import to_gray8
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if not raw:
+            raise AnetError(f"{path}: cannot read image (empty file)")
+        with Image.open(io.BytesIO(raw)) as im:
+            im.load()
+            if im.format in TF_FORMATS and not im.mode.startswith(WIDE_MODES):
+                return raw
+            if channels == 3 and not im.mode.startswith(WIDE_MODES):
+                arr = np.asarray(im.convert("RGB"))
+            else:
+                arr = to_gray8(im)
+    except FileNotFoundError:
+        raise AnetError(f"{path}: no such image file") from None
+    except UnidentifiedImageError:
+        raise AnetError(f"{path}: cannot read image (not an image Pillow recognises)") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise AnetError(f"{path}: cannot read image ({e})") from None
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def load_inputs(paths, spec):
+    """Model inputs [N, S, S, C] float32 for image files, via ``pipeline.eval_transform``."""
+    import tensorflow as tf
+
+    from anet.data.pipeline import eval_transform
+
+    xs = []
+    for p in paths:
+        data = image_bytes(p, spec.channels)
+        try:
+            xs.append(eval_transform(tf.constant(data), spec))
+        except tf.errors.InvalidArgumentError as e:
+            reason = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", e.message.splitlines()[0]).strip()
+            raise AnetError(f"{p}: cannot read image ({reason})") from None
+    return tf.stack(xs)
+
+
+def predict(run_dir: str | Path, images, *, top_k: int = 3, ckpt: str | None = None,
+            batch_size: int = 64, overrides=()) -> list[dict]:
+    """Top-k class names and probabilities per image; prints one line per image.
+
+    Returns:
+        ``[{"image": path, "top": [(class name, probability), ...]}, ...]``.
+    """
+    if not images:
+        raise AnetError("no images given; pass one or more JPG, PNG or TIF files")
+    if top_k < 1:
+        raise AnetError(f"--top-k must be >= 1, got {top_k}")
+    run = open_run(run_dir, overrides)
+    classes = list(run.manifest["classes"])
+    spec = run.spec()
+    chosen, why = choose_checkpoint(run, ckpt)
+    model = build_model(run, chosen)
+    print(f"# {Path(chosen['path']).name} ({why})")
+    k = min(top_k, len(classes))
+    results = []
+    for start in range(0, len(images), batch_size):
+        part = list(images[start:start + batch_size])
+        probs = model(load_inputs(part, spec), training=False).numpy()
+        for path, p in zip(part, probs):
+            top = [(classes[i], float(p[i])) for i in np.argsort(-p, kind="stable")[:k]]
+            results.append({"image": str(path), "top": top})
+            print(f"{path}\t" + "\t".join(f"{name} {prob:.4f}" for name, prob in top))
+    return results
+
+
+# --------------------------------------------------------------------------- export
+
+
+def serving_module(model, spec, classes):
+    """A ``tf.Module`` whose ``serve(images)`` maps encoded image bytes [N] to predictions."""
+    import tensorflow as tf
+
+    from anet.data.pipeline import eval_transform
+
+    shape = [spec.image_size, spec.image_size, spec.channels]
+
+    class Serving(tf.Module):
+        def __init__(self):
+            super().__init__(name="anet_serving")
+            self.model = model
+            self.class_names = tf.constant(list(classes))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+        def serve(self, images):
+            x = tf.map_fn(lambda b: eval_transform(b, spec), images,
+                          fn_output_signature=tf.TensorSpec(shape, tf.float32))
+            probs = self.model(x, training=False)
+            ids = tf.argmax(probs, axis=-1, output_type=tf.int32)
+            return {"probabilities": probs, "class_ids": ids,
+                    "class_names": tf.gather(self.class_names, ids)}
+
+    return Serving()
+
+
+def export(run_dir: str | Path, out: str | Path, *, ckpt: str | None = None, overrides=()) -> Path:
+    """SavedModel (serving raw image bytes) + ``model.keras`` of the chosen checkpoint in ``out``.
+
+    ``out`` is written beside itself and renamed into place; an existing ``out`` is replaced
+    only when it is an earlier export (holds ``saved_model.pb``).
+    """
+    import tensorflow as tf
+
+    out = Path(out)
+    if out.exists() and not (out / "saved_model.pb").is_file() and any(out.iterdir()):
+        raise AnetError(f"{out}: exists and is not an anet export; choose another --out")
+    run = open_run(run_dir, overrides)
+    classes = list(run.manifest["classes"])
+    spec = run.spec()
+    chosen, why = choose_checkpoint(run, ckpt)
+    model = build_model(run, chosen)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    module = serving_module(model, spec, classes)
+    tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+    model.save(tmp / "model.keras")
+    info = {"run": str(run.dir), "checkpoint": Path(chosen["path"]).name, "why": why,
+            "classes": classes, "preprocess": spec.__dict__,
+            "signature": "serving_default: images (encoded bytes [N]) -> probabilities, "
+                         "class_ids, class_names"}
+    checkpoints.atomic_write_text(tmp / "export.json", json.dumps(info, indent=1) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    print(f"exported {Path(chosen['path']).name} ({why}) to {out} (SavedModel + model.keras)")
+    return out

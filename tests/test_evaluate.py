@@ -1,0 +1,193 @@
+"""anet evaluate: selection golden table, metrics, a tiny run end to end, and every bad input."""
+
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from anet import checkpoints
+from anet import evaluate as ev
+from anet.cli import main
+from anet.data import pipeline
+from anet.data.sources import KARYOTYPE_CLASSES
+from anet.errors import AnetError
+from tests.tinydata import write_dataset
+from tests.tinyrun import make_tiny_run
+
+
+def s(step, acc):
+    return {"name": f"ckpt-{step:08d}", "step": step, "valid_acc": acc}
+
+
+@pytest.mark.parametrize("scores,step,reason", [
+    ([s(10, 0.5), s(20, 0.9), s(30, 0.7)], 20, "highest valid accuracy 0.9000"),
+    ([s(30, 0.9), s(10, 0.9), s(20, 0.8)], 10,
+     "highest valid accuracy 0.9000; tie with ckpt-00000030 broken by earliest step"),
+    ([s(5, 2 / 3), s(6, 0.6666666666666666), s(7, 1 / 3)], 5, "tie with ckpt-00000006"),
+    ([s(1, 0.93)], 1, "highest valid accuracy 0.9300"),
+    ([s(i, 0.5) for i in range(1, 7)], 1,
+     "tie with ckpt-00000002, ckpt-00000003, ckpt-00000004 and 2 more broken by earliest step"),
+])
+def test_select_best_golden(scores, step, reason):
+    chosen, why = ev.select_best(scores)
+    assert chosen["step"] == step
+    assert reason in why
+
+
+def test_select_best_empty():
+    with pytest.raises(AnetError, match="no checkpoints"):
+        ev.select_best([])
+
+
+def test_confusion_and_per_class():
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    preds = np.array([0, 0, 1, 1, 1, 1])
+    cm = ev.confusion_matrix(labels, preds, 3)
+    assert cm.tolist() == [[2, 1, 0], [0, 2, 0], [0, 1, 0]]
+    rows = ev.per_class(cm, ["a", "b", "c"])
+    assert rows[0] == {"class": "a", "precision": 1.0, "recall": pytest.approx(2 / 3),
+                       "f1": pytest.approx(0.8), "support": 3}
+    assert rows[1]["precision"] == pytest.approx(0.5) and rows[1]["recall"] == 1.0
+    assert rows[2] == {"class": "c", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return make_tiny_run(tmp_path_factory.mktemp("ev"), epochs=6)
+
+
+@pytest.fixture(scope="module")
+def evaluated(run):
+    """evaluate() with spies: which checkpoints were loaded and which splits were opened, in order."""
+    events = []
+    mp = pytest.MonkeyPatch()
+    real_data, real_load = pipeline.eval_dataset, checkpoints.load_weights
+
+    def spy_data(data_dir, split, *a, **k):
+        events.append(("data", split))
+        return real_data(data_dir, split, *a, **k)
+
+    def spy_load(path, model):
+        events.append(("load", str(path).rsplit("/", 1)[-1]))
+        return real_load(path, model)
+
+    mp.setattr(pipeline, "eval_dataset", spy_data)
+    mp.setattr(checkpoints, "load_weights", spy_load)
+    try:
+        result = ev.evaluate(run, train_batches=0)
+    finally:
+        mp.undo()
+    return result, events
+
+
+def test_evaluate_selects_on_valid_and_tests_only_the_chosen(run, evaluated):
+    result, events = evaluated
+    states = checkpoints.list_checkpoints(run / "checkpoints")
+    assert [c["name"] for c in result["checkpoints"]] == [c["path"].rsplit("/", 1)[-1] for c in states]
+    chosen, _ = ev.select_best(result["checkpoints"])
+    assert result["chosen"]["name"] == chosen["name"]
+    # Swapping weights into one model scores like the training loop did.
+    for c, st in zip(result["checkpoints"], states):
+        if "valid_acc" in st:
+            assert c["valid_acc"] == pytest.approx(st["valid_acc"], abs=1e-6)
+    # The test split is opened once, after the chosen checkpoint's weights were loaded last.
+    assert events.count(("data", "test")) == 1
+    i = events.index(("data", "test"))
+    loads = [e for e in events[:i] if e[0] == "load"]
+    assert len(loads) == len(states) + 1 and loads[-1] == ("load", chosen["name"])
+
+
+def test_eval_json_contents(run, evaluated):
+    result, _ = evaluated
+    on_disk = json.loads((run / "eval.json").read_text())
+    assert on_disk["chosen"] == result["chosen"]
+    acc = on_disk["accuracy"]
+    assert set(acc) == {"train", "valid", "test"} and all(0 <= v <= 1 for v in acc.values())
+    assert on_disk["examples"] == {"train": 96, "test": 24}
+    assert on_disk["dataset"]["name"] == "tiny" and on_disk["dataset"]["totals"]["test"] == 24
+    assert len(on_disk["dataset"]["sha256"]) == 64 and len(on_disk["config_sha256"]) == 64
+    cm = np.array(on_disk["confusion"])
+    assert cm.shape == (3, 3) and cm.sum() == 24
+    assert np.trace(cm) / 24 == pytest.approx(acc["test"])
+    assert [r["class"] for r in on_disk["per_class"]] == ["0", "1", "2"]
+    assert on_disk["karyotype"] is None  # 3 classes: no per-cell assignment
+    for png in ("confusion.png", "errors.png"):
+        assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_split_valid_never_opens_test(run, monkeypatch, capsys):
+    opened = []
+    real = pipeline.eval_dataset
+    monkeypatch.setattr(pipeline, "eval_dataset",
+                        lambda d, split, *a, **k: opened.append(split) or real(d, split, *a, **k))
+    out = run.parent.parent / "copy"
+    shutil.copytree(run, out)
+    result = ev.evaluate(out, split="valid", ckpt="72", train_batches=1)
+    assert "test" not in opened
+    assert result["chosen"]["name"] == "ckpt-00000072" and "--ckpt" in result["chosen"]["reason"]
+    assert result["accuracy"]["test"] is None and result["examples"]["train"] == 8
+    assert "chose ckpt-00000072" in capsys.readouterr().out
+
+
+def test_karyotype_run_reports_per_cell_accuracy(tmp_path):
+    data = write_dataset(tmp_path / "karyo", num_classes=24, size=(30, 12),
+                         n_per_split={"train": 48, "valid": 24, "test": 48})
+    meta = json.loads((data / "dataset.json").read_text())
+    meta["classes"] = list(KARYOTYPE_CLASSES)
+    (data / "dataset.json").write_text(json.dumps(meta))
+    run = make_tiny_run(tmp_path, epochs=1, data=data, name="karyo")
+    result = ev.evaluate(run, train_batches=1)
+    k = result["karyotype"]
+    assert k["cells"] == 8 and k["chromosomes"] == 48 and k["split"] == "test"
+    assert k["accuracy_before"] == pytest.approx(result["accuracy"]["test"])
+    assert 0 <= k["accuracy_after"] <= 1
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["anet", *map(str, args)])
+    with pytest.raises(SystemExit) as e:
+        main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    last = err.splitlines()[-1]  # Keras may warn first when weights do not fit
+    assert last.startswith("error: "), err
+    return last
+
+
+def test_missing_and_empty_checkpoint_dirs(tmp_path, monkeypatch, capsys):
+    assert "no such run directory" in cli(monkeypatch, capsys, "evaluate", "--ckpt-dir",
+                                          tmp_path / "nope")
+    (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
+    assert "no checkpoints" in cli(monkeypatch, capsys, "evaluate", "--ckpt-dir", tmp_path / "empty")
+
+
+def test_checkpoint_from_another_class_count(run, tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "bad"
+    shutil.copytree(run, bad)
+    state = bad / "checkpoints" / "ckpt-00000036" / "state.json"
+    state.write_text(json.dumps(dict(json.loads(state.read_text()), num_classes=5)))
+    (bad / "eval.json").unlink(missing_ok=True)
+    err = cli(monkeypatch, capsys, "evaluate", "--ckpt-dir", bad)
+    assert "ckpt-00000036: checkpoint is anetc6 with 5 classes" in err
+    assert not (bad / "eval.json").exists()
+
+
+def test_checkpoint_from_another_model_shape(run, monkeypatch, capsys):
+    err = cli(monkeypatch, capsys, "evaluate", "--ckpt-dir", run, "--ckpt", "72",
+              "--set", "model.fc_units=16")
+    assert "does not fit this model" in err
+
+
+def test_dataset_gone_and_unknown_checkpoint(run, tmp_path, monkeypatch, capsys):
+    err = cli(monkeypatch, capsys, "evaluate", "--ckpt-dir", run, "--set", f"data.dir={tmp_path}/x")
+    assert "its dataset" in err and "is gone" in err and "--set data.dir=NEW" in err
+    err = cli(monkeypatch, capsys, "evaluate", "--ckpt-dir", run, "--ckpt", "ckpt-9")
+    assert "no checkpoint 'ckpt-9'" in err

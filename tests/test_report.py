@@ -1,0 +1,119 @@
+"""anet report: Table 2 from hand-written eval.json files, Table 1 from dataset.json, errors."""
+
+import json
+import sys
+
+import pytest
+
+from anet.cli import main
+from anet.errors import AnetError
+from anet.report import report, table1, table2
+
+
+def eval_json(run_dir, model, dataset, train, valid, test):
+    run_dir.mkdir(parents=True)
+    doc = {"run": str(run_dir), "model": model,
+           "dataset": {"name": dataset, "totals": {"total": 10}},
+           "accuracy": {"train": train, "valid": valid, "test": test}}
+    (run_dir / "eval.json").write_text(json.dumps(doc))
+    return run_dir
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return [
+        eval_json(tmp_path / "anetc6_mnist", "anetc6", "mnist", 0.9991, 0.9921, 0.99),
+        eval_json(tmp_path / "alexnet_mnist", "alexnet", "mnist", 1.0, 0.98765, 0.9812),
+        eval_json(tmp_path / "anetc6_cifar", "anetc6", "cifar", 0.95, 0.8, None),
+    ]
+
+
+def test_table2_markdown(runs):
+    assert report(runs) == (
+        "| Model | mnist train | mnist valid | mnist test | cifar train | cifar valid | cifar test |\n"
+        "|---|---|---|---|---|---|---|\n"
+        "| anetc6 | 0.9991 | 0.9921 | 0.9900 | 0.9500 | 0.8000 | - |\n"
+        "| alexnet | 1.0000 | 0.9877 | 0.9812 | - | - | - |"
+    )
+
+
+def test_table2_csv(runs):
+    assert report(runs, as_csv=True).splitlines() == [
+        "Model,mnist train,mnist valid,mnist test,cifar train,cifar valid,cifar test",
+        "anetc6,0.9991,0.9921,0.9900,0.9500,0.8000,-",
+        "alexnet,1.0000,0.9877,0.9812,-,-,-",
+    ]
+
+
+def test_table2_two_runs_of_one_model_on_one_dataset_are_told_apart(tmp_path):
+    a = eval_json(tmp_path / "a", "vgg16", "cifar", 0.9, 0.8, 0.7)
+    b = eval_json(tmp_path / "b", "vgg16", "cifar", 0.95, 0.85, 0.75)
+    rows = table2([json.loads((r / "eval.json").read_text()) for r in (a, b)]).splitlines()
+    assert rows[2].startswith("| vgg16 (a) | 0.9000") and rows[3].startswith("| vgg16 (b) | 0.9500")
+
+
+def manifest(tmp_path, name, totals, size):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "dataset.json").write_text(json.dumps({"name": name, "totals": totals, "size": size}))
+    return d
+
+
+def test_table1(tmp_path):
+    mnist = manifest(tmp_path, "mnist", {"total": 70000, "train": 63000, "valid": 3500,
+                                         "test": 3500}, {"min": [28, 28], "max": [28, 28]})
+    karyo = manifest(tmp_path, "karyotype", {"total": 5474, "train": 4926, "valid": 274,
+                                             "test": 274}, {"min": [40, 12], "max": [208, 96]})
+    assert report(datasets=[mnist, karyo]) == (
+        "| Dataset | Total | Train | Valid | Test | Size |\n"
+        "|---|---|---|---|---|---|\n"
+        "| mnist | 70000 | 63000 | 3500 | 3500 | 28x28 |\n"
+        "| karyotype | 5474 | 4926 | 274 | 274 | 40x12 .. 208x96 |"
+    )
+    assert table1([json.loads((mnist / "dataset.json").read_text())], as_csv=True) == (
+        "Dataset,Total,Train,Valid,Test,Size\nmnist,70000,63000,3500,3500,28x28")
+
+
+def run_cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["anet", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_report_csv_and_both_tables(runs, tmp_path, monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "report", *runs, "--csv")
+    assert code in (0, None) and out.startswith("Model,mnist train")
+    d = manifest(tmp_path, "tiny", {"total": 3, "train": 1, "valid": 1, "test": 1},
+                 {"min": [4, 4], "max": [4, 4]})
+    code, out, _ = run_cli(monkeypatch, capsys, "report", runs[0], "--dataset", d)
+    assert out.startswith("| Dataset |") and "| Model |" in out
+
+
+def test_run_without_eval_json(tmp_path, monkeypatch, capsys):
+    (tmp_path / "r").mkdir()
+    code, _, err = run_cli(monkeypatch, capsys, "report", tmp_path / "r")
+    assert code == 2
+    assert err == f"error: {tmp_path / 'r'}: no eval.json; run `anet evaluate --ckpt-dir " \
+                  f"{tmp_path / 'r'}` first\n"
+
+
+@pytest.mark.parametrize("args,message", [
+    ((), "nothing to report"),
+    (("--dataset", "/nonexistent/data"), "no prepared dataset"),
+    (("/nonexistent/run",), "no such run directory"),
+])
+def test_report_bad_input(args, message, monkeypatch, capsys):
+    code, _, err = run_cli(monkeypatch, capsys, "report", *args)
+    assert code == 2 and message in err and err.startswith("error: ")
+
+
+def test_corrupt_eval_json(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "eval.json").write_text("{")
+    with pytest.raises(AnetError, match="not valid JSON"):
+        report([tmp_path / "r"])
