@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -121,8 +122,12 @@ def clean_partial(root: str | Path) -> None:
 def load_weights(path: str | Path, model) -> None:
     """Load a checkpoint's weights into ``model``; a mismatched model is a clear AnetError."""
     try:
-        model.load_weights(str(Path(path) / WEIGHTS))
-    except (ValueError, KeyError) as e:
+        with warnings.catch_warnings():
+            # Keras only warns when parts of the file match no layer (and keeps random weights
+            # there): for a checkpoint that must restore a model exactly, that is an error.
+            warnings.simplefilter("error", UserWarning)
+            model.load_weights(str(Path(path) / WEIGHTS))
+    except (ValueError, KeyError, UserWarning) as e:
         raise AnetError(
             f"{path}: checkpoint does not fit this model ({str(e).splitlines()[0][:160]}); "
             "was it made with another model.name, width or class count?"

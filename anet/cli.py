@@ -21,20 +21,36 @@ set_option = click.option(
 )
 
 
-def _quiet_tf() -> None:
+LIGHT_COMMANDS = {"models", "summary", "report", None}  # these never start TensorFlow
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up chatter (oneDNN/CUDA notes) kept off stderr.
+
+    TF 2.21 prints those through absl before TF_CPP_MIN_LOG_LEVEL applies, so fd 2 is muted
+    only for the import; Python errors still surface. ANET_TF_LOGS=1 shows everything.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def _not_yet(name: str) -> None:
-    click.echo(f"error: `anet {name}` is not yet implemented", err=True)
-    sys.exit(2)
+    if os.environ.get("ANET_TF_LOGS") or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="anet")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Train and compare AlexNet, ANet-c6 and VGG16 image classifiers from YAML configs."""
-    _quiet_tf()
+    if ctx.invoked_subcommand not in LIGHT_COMMANDS and "--help" not in sys.argv and "-h" not in sys.argv:
+        _import_tensorflow_quietly()
 
 
 @cli.command()

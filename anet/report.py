@@ -123,7 +123,7 @@ def table1(manifests: list[dict], as_csv: bool = False) -> str:
 
 def report(runs=(), datasets=(), as_csv: bool = False) -> str:
     """Table 1 for ``datasets`` (prepared folders) and Table 2 for ``runs`` (evaluated runs)."""
-    from anet.data.pipeline import load_manifest
+    from anet.data.manifest import load_manifest
 
     if not runs and not datasets:
         raise AnetError("nothing to report; pass run directories and/or --dataset data/NAME")

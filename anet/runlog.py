@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import tensorflow as tf
-
 METRICS = "metrics.jsonl"
 
 
@@ -35,6 +33,9 @@ class MetricsLog:
         # Rows logged after the checkpoint we resume from describe training that is redone.
         kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= resume_step]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        import tensorflow as tf  # here, so reading metrics (anet report) never loads TF
+
+        self.tf = tf
         self.writer = tf.summary.create_file_writer(str(Path(run_dir) / "tensorboard"))
 
     def log(self, row: dict) -> None:
@@ -45,7 +46,7 @@ class MetricsLog:
         with self.writer.as_default(step=int(row["step"])):
             for k, v in row.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step",):
-                    tf.summary.scalar(f"{row.get('kind', 'train')}/{k}", v)
+                    self.tf.summary.scalar(f"{row.get('kind', 'train')}/{k}", v)
         self.writer.flush()
 
     def close(self) -> None:

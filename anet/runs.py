@@ -22,7 +22,7 @@ class Run:
 
     @property
     def manifest(self) -> dict:
-        from anet.data.pipeline import load_manifest
+        from anet.data.manifest import load_manifest
 
         try:
             return load_manifest(self.cfg.data.dir)

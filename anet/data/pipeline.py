@@ -8,12 +8,12 @@ skip exactly the batches it already trained on.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import tensorflow as tf
 
+from anet.data.manifest import load_manifest  # noqa: F401 (re-exported for callers)
 from anet.data.records import parse_example, shard_paths
 from anet.errors import AnetError
 
@@ -31,17 +31,6 @@ class Preprocess:
     pad_scale: float = 1.0  # pad mode: one scale for every image (keeps relative lengths)
     mean: tuple[float, ...] = ()  # empty -> unit scaling only
     std: tuple[float, ...] = ()
-
-
-def load_manifest(data_dir: str | Path) -> dict:
-    """Read ``dataset.json`` of a prepared dataset, with a clear error when it is missing."""
-    path = Path(data_dir) / "dataset.json"
-    if not path.is_file():
-        raise AnetError(
-            f"{path}: no prepared dataset (data.dir={data_dir}); run `anet prepare` first "
-            "or set data.dir to its output folder"
-        )
-    return json.loads(path.read_text())
 
 
 def preprocess_spec(data_cfg, manifest: dict) -> Preprocess:
