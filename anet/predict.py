@@ -19,29 +19,10 @@ import numpy as np
 
 from anet import checkpoints
 from anet.errors import AnetError
-from anet.runs import Run, build_model, open_run
+from anet.runs import build_model, choose_checkpoint, open_run
 
 TF_FORMATS = ("JPEG", "PNG", "BMP", "GIF")  # what tf.io.decode_image reads itself
 WIDE_MODES = ("I", "F")  # 16/32-bit integer and float modes (Pillow's I;16, I;16B, ... start with I)
-
-
-def choose_checkpoint(run: Run, name: str | None = None) -> tuple[dict, str]:
-    """The checkpoint to use and why: ``name``, else evaluate's choice, else best valid, else latest."""
-    if name:
-        return run.checkpoint(name), "given with --ckpt"
-    eval_file = run.dir / "eval.json"
-    if eval_file.is_file():
-        chosen = json.loads(eval_file.read_text()).get("chosen", {}).get("name")
-        for c in run.ckpts:
-            if Path(c["path"]).name == chosen:
-                return c, "chosen by `anet evaluate`"
-    scored = [dict(c, name=Path(c["path"]).name) for c in run.ckpts if "valid_acc" in c]
-    if scored:
-        from anet.evaluate import select_best
-
-        best, reason = select_best(scored)
-        return run.checkpoint(best["name"]), f"recorded during training: {reason}"
-    return run.ckpts[-1], "latest (no validation accuracy recorded)"
 
 
 def image_bytes(path: str | Path, channels: int) -> bytes:

@@ -88,3 +88,37 @@ def build_model(run: Run, ckpt: dict | None = None):
     if ckpt is not None:
         checkpoints.load_weights(ckpt["path"], model)
     return model
+
+
+def _eval_choice(run: Run) -> str | None:
+    """The checkpoint name that ``anet evaluate`` chose (``eval.json``'s ``chosen.name``).
+
+    Read defensively: a missing, unreadable or foreign eval.json gives None.
+    """
+    import json
+
+    try:
+        data = json.loads((run.dir / "eval.json").read_text())
+    except (OSError, ValueError):
+        return None
+    chosen = data.get("chosen") if isinstance(data, dict) else None
+    name = chosen.get("name") if isinstance(chosen, dict) else None
+    return Path(str(name)).name if name else None
+
+
+def choose_checkpoint(run: Run, name: str | None = None) -> tuple[dict, str]:
+    """The checkpoint to use and why: ``name``; else the one ``anet evaluate`` chose; else the
+    best validation accuracy recorded in training (ties: earliest step); else the latest."""
+    if name:
+        return run.checkpoint(name), "given with --ckpt"
+    chosen = _eval_choice(run)
+    if chosen:
+        for c in run.ckpts:
+            if Path(c["path"]).name == chosen:
+                return c, "chosen by `anet evaluate`"
+        print(f"notice: {run.dir}/eval.json names {chosen}, which is gone; ignoring it")
+    scored = [c for c in run.ckpts if isinstance(c.get("valid_acc"), (int, float))]
+    if scored:
+        best = max(scored, key=lambda c: (c["valid_acc"], -c["step"]))
+        return best, f"recorded during training: best valid accuracy {best['valid_acc']:.4f}"
+    return run.ckpts[-1], "latest (no validation accuracy recorded)"

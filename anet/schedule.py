@@ -15,8 +15,8 @@ checkpoint; that is a plotting remark, not part of the policy, so it is not repr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 
 @dataclass(frozen=True)

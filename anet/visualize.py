@@ -39,7 +39,6 @@ DEFAULT_LAYERS = "conv1,pool1,pool2,pool_last"
 MIN_TILE = 32  # upscale tiny maps (e.g. 2x2) with nearest neighbour to at least this many px
 SEPARATOR = 255  # grid lines and empty cells are white; a dead channel is a black tile
 COMPARE_CHANNELS = 16  # channels per layer in the compare figure (the first ones)
-EVAL_KEYS = ("chosen", "checkpoint", "best_checkpoint")  # evaluate writes chosen.name
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -130,39 +129,6 @@ def noise_smoothness(height: int, width: int) -> float | None:
 # --------------------------------------------------------------------------- runs and layers
 
 
-def choose_checkpoint(run: runs.Run, name: str | None = None) -> tuple[dict, str]:
-    """(checkpoint, why): ``name``, else evaluate's choice in eval.json (``chosen.name``), else
-    the best ``valid_acc`` (earliest on ties, as evaluate), else the latest checkpoint."""
-    if name:
-        return run.checkpoint(name), "--ckpt"
-    chosen = _eval_choice(run.dir / "eval.json")
-    if chosen:
-        try:
-            return run.checkpoint(chosen), "chosen by evaluate (eval.json)"
-        except AnetError:
-            print(f"{run.dir}/eval.json names checkpoint {chosen!r}, which is gone; ignoring it")
-    scored = [c for c in run.ckpts if isinstance(c.get("valid_acc"), (int, float))]
-    if scored:
-        best = max(scored, key=lambda c: (c["valid_acc"], -c["step"]))
-        return best, f"best valid_acc {best['valid_acc']:.4f}"
-    return run.ckpts[-1], "latest"
-
-
-def _eval_choice(path: Path) -> str | None:
-    """The checkpoint named by evaluate's eval.json, read defensively (None if unreadable)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    for key in EVAL_KEYS if isinstance(data, dict) else ():
-        v = data.get(key)
-        if isinstance(v, dict):
-            v = v.get("name") or v.get("path") or v.get("step")
-        if isinstance(v, (str, int)) and not isinstance(v, bool) and str(v):
-            return Path(str(v)).name
-    return None
-
-
 def layer_alias(model, name: str) -> str:
     """Paper names on every model: ``convN`` is VGG16's first conv of block N (``convN_1``, or
     its ``reluN_1`` with batch_norm so it is a ReLU output like ANet-c6's fused conv1)."""
@@ -198,21 +164,14 @@ def load_inputs(spec, *, data_dir=None, split: str = "test", samples: int = 2, i
                 classes=()) -> tuple[list[dict], np.ndarray]:
     """(sample descriptions, model inputs [N, S, S, C]): the ``images`` files, else the first
     ``samples`` examples of ``split``; both through the evaluation preprocessing."""
-    import tensorflow as tf
 
     from anet.data import pipeline
 
-    if images:
-        xs, info = [], []
-        for path in map(Path, images):
-            if not path.is_file():
-                raise AnetError(f"{path}: no such image file")
-            try:
-                xs.append(pipeline.eval_transform(tf.constant(path.read_bytes()), spec).numpy())
-            except tf.errors.InvalidArgumentError:
-                raise AnetError(f"{path}: cannot decode as JPG/PNG") from None
-            info.append({"name": path.stem, "source": str(path)})
-        return info, np.stack(xs)
+    if images:  # same reader as `anet predict` (JPG/PNG/TIF, 16-bit), then eval_transform
+        from anet.predict import load_inputs as image_inputs
+
+        x = image_inputs(images, spec).numpy()
+        return [{"name": Path(p).stem, "source": str(p)} for p in images], x
     ds = pipeline.eval_dataset(data_dir, split, spec, batch_size=samples, max_batches=1,
                                with_meta=True)
     batch = next(iter(ds), None)
@@ -269,7 +228,7 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
 
     results, samples_info, grids = [], None, []
     for run in opened:  # the same samples (first run's data), each run's own preprocessing
-        chosen, why = choose_checkpoint(run, ckpt)
+        chosen, why = runs.choose_checkpoint(run, ckpt)
         model = runs.build_model(run, chosen)
         chosen_layers = resolve_layers(model, names)
         info, x = load_inputs(run.spec(), data_dir=first.cfg.data.dir, split=split,

@@ -12,8 +12,8 @@ from PIL import Image
 from anet.cli import main
 from anet.data import pipeline
 from anet.data.records import decode_example, shard_paths
-from anet.predict import choose_checkpoint, export, image_bytes, load_inputs, predict
-from anet.runs import Run, build_model, open_run
+from anet.predict import export, image_bytes, load_inputs, predict
+from anet.runs import Run, build_model, choose_checkpoint, open_run
 from tests.tinyrun import make_tiny_run
 
 

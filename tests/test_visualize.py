@@ -101,7 +101,7 @@ def test_single_run_files_grid_sizes_and_json(root, capsys):
     (result,) = report["runs"]
     assert [r["name"] for r in result["layers"]] == ["conv1", "pool1", "pool2", "pool_last"]
     assert [r["layer"] for r in result["layers"]] == ["conv1", "pool1", "pool2", "pool6"]
-    assert result["checkpoint_reason"].startswith("best valid_acc")
+    assert result["checkpoint_reason"].startswith("recorded during training: best valid accuracy")
     assert len(report["samples"]) == 2 and report["samples"][0]["source"].startswith("test:")
     assert json.loads((out / "visualize.json").read_text()) == report
     folders = sorted(p for p in out.iterdir() if p.is_dir())
@@ -135,21 +135,22 @@ def test_checkpoint_choice_eval_json_then_best_then_latest(root, tmp_path):
     shutil.copytree(root / "runs" / "tiny", run_dir)
     run = runs.open_run(run_dir)
     first, last = run.ckpts[0], run.ckpts[-1]
-    assert vis.choose_checkpoint(run, str(first["step"]))[0]["step"] == first["step"]
+    assert runs.choose_checkpoint(run, str(first["step"]))[0]["step"] == first["step"]
     best = max(run.ckpts, key=lambda c: (c.get("valid_acc", -1), -c["step"]))  # as evaluate
-    assert vis.choose_checkpoint(run)[0]["step"] == best["step"]
+    assert runs.choose_checkpoint(run)[0]["step"] == best["step"]
     chosen = {"name": Path(last["path"]).name, "step": last["step"], "reason": "r"}
     (run_dir / "eval.json").write_text(json.dumps({"chosen": chosen, "checkpoints": []}))
-    assert vis.choose_checkpoint(run) == (last, "chosen by evaluate (eval.json)")
-    (run_dir / "eval.json").write_text(json.dumps({"checkpoint": first["path"]}))
-    assert vis.choose_checkpoint(run)[0] == first
+    assert runs.choose_checkpoint(run) == (last, "chosen by `anet evaluate`")
+    (run_dir / "eval.json").write_text(json.dumps({"chosen": {"name": "ckpt-99999999"}}))
+    assert runs.choose_checkpoint(run)[0]["step"] == best["step"]  # stale choice ignored
     (run_dir / "eval.json").write_text("{not json")
-    assert vis.choose_checkpoint(run)[0]["step"] == best["step"]
+    assert runs.choose_checkpoint(run)[0]["step"] == best["step"]
     unscored = runs.Run(run.dir, run.cfg, tuple({k: v for k, v in c.items() if k != "valid_acc"}
                                                 for c in run.ckpts))
-    assert vis.choose_checkpoint(unscored) == (unscored.ckpts[-1], "latest")
+    assert runs.choose_checkpoint(unscored) == (unscored.ckpts[-1],
+                                                "latest (no validation accuracy recorded)")
     with pytest.raises(AnetError, match="no checkpoint 'ckpt-9'"):
-        vis.choose_checkpoint(run, "ckpt-9")
+        runs.choose_checkpoint(run, "ckpt-9")
 
 
 def test_unknown_layer_lists_valid_names_exit_2(root, monkeypatch, capsys):
