@@ -95,7 +95,8 @@ def summary(config, overrides) -> None:
 @cli.command()
 @click.argument("config", type=click.Path())
 @set_option
-@click.option("--run-dir", type=click.Path(), default=None, help="Run directory (default runs/<config name>).")
+@click.option("--run-dir", type=click.Path(), default=None,
+              help="Run directory (default run.dir, else runs/<config name>).")
 @click.option("--gpu", type=int, default=None, help="Run on this one GPU (others hidden).")
 def train(config, overrides, run_dir, gpu) -> None:
     """Train one experiment; re-running on the same run directory resumes it.

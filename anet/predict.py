@@ -19,7 +19,7 @@ import numpy as np
 
 from anet import checkpoints
 from anet.errors import AnetError
-from anet.runs import build_model, choose_checkpoint, open_run
+from anet.runs import open_chosen
 
 TF_FORMATS = ("JPEG", "PNG", "BMP", "GIF")  # what tf.io.decode_image reads itself
 WIDE_MODES = ("I", "F")  # 16/32-bit integer and float modes (Pillow's I;16, I;16B, ... start with I)
@@ -88,11 +88,8 @@ def predict(run_dir: str | Path, images, *, top_k: int = 3, ckpt: str | None = N
         raise AnetError("no images given; pass one or more JPG, PNG or TIF files")
     if top_k < 1:
         raise AnetError(f"--top-k must be >= 1, got {top_k}")
-    run = open_run(run_dir, overrides)
-    classes = list(run.manifest["classes"])
-    spec = run.spec()
-    chosen, why = choose_checkpoint(run, ckpt)
-    model = build_model(run, chosen)
+    run, chosen, why, model = open_chosen(run_dir, ckpt, overrides)
+    classes, spec = list(run.manifest["classes"]), run.spec()
     print(f"# {Path(chosen['path']).name} ({why})")
     k = min(top_k, len(classes))
     results = []
@@ -146,11 +143,8 @@ def export(run_dir: str | Path, out: str | Path, *, ckpt: str | None = None, ove
     out = Path(out)
     if out.exists() and not (out / "saved_model.pb").is_file() and any(out.iterdir()):
         raise AnetError(f"{out}: exists and is not an anet export; choose another --out")
-    run = open_run(run_dir, overrides)
-    classes = list(run.manifest["classes"])
-    spec = run.spec()
-    chosen, why = choose_checkpoint(run, ckpt)
-    model = build_model(run, chosen)
+    run, chosen, why, model = open_chosen(run_dir, ckpt, overrides)
+    classes, spec = list(run.manifest["classes"]), run.spec()
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     module = serving_module(model, spec, classes)

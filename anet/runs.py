@@ -122,3 +122,10 @@ def choose_checkpoint(run: Run, name: str | None = None) -> tuple[dict, str]:
         best = max(scored, key=lambda c: (c["valid_acc"], -c["step"]))
         return best, f"recorded during training: best valid accuracy {best['valid_acc']:.4f}"
     return run.ckpts[-1], "latest (no validation accuracy recorded)"
+
+
+def open_chosen(run_dir: str | Path, ckpt: str | None = None, overrides=()):
+    """(run, checkpoint state, why it was chosen, model with its weights) for a run directory."""
+    run = open_run(run_dir, overrides)
+    chosen, why = choose_checkpoint(run, ckpt)
+    return run, chosen, why, build_model(run, chosen)

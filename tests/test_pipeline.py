@@ -94,7 +94,7 @@ def test_train_dataset_with_augmentation_shapes(tiny):
 def test_eval_dataset_covers_split_once_with_meta(tiny):
     sp = P.preprocess_spec(DataConfig(dir=str(tiny), image_size=16), P.load_manifest(tiny))
     names = []
-    for x, y, f, c in P.eval_dataset(tiny, "valid", sp, batch_size=5, with_meta=True):
+    for _x, _y, f, _c in P.eval_dataset(tiny, "valid", sp, batch_size=5, with_meta=True):
         names += [n.decode() for n in f.numpy()]
     assert len(names) == 12 == len(set(names))
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from anet.cli import main
 from anet.data import prepare as prep
+from anet.data import splits
 from anet.data.records import decode_example, shard_paths
 from anet.errors import AnetError
 from tests.conftest import (
@@ -58,14 +59,14 @@ def records(out: Path, split: str) -> list[dict]:
 
 def test_assign_splits_exact_per_class():
     labels = np.repeat(np.arange(10), 140)  # like fashion-mnist: 7000 per class / 50
-    split = prep.assign_splits(labels, None, 0.05, 0.05, seed=0)
+    split = splits.assign_splits(labels, None, 0.05, 0.05, seed=0)
     for c in range(10):
         assert np.bincount(split[labels == c], minlength=3).tolist() == [126, 7, 7]
 
 
 def test_assign_splits_totals_match_ratio_with_uneven_classes():
     labels = np.repeat(np.arange(5), [101, 97, 230, 45, 12])
-    split = prep.assign_splits(labels, None, 0.1, 0.05, seed=3)
+    split = splits.assign_splits(labels, None, 0.1, 0.05, seed=3)
     assert np.bincount(split, minlength=3).tolist() == [413, 48, 24]  # round(48.5), round(24.25)
     for c in range(5):
         n = (labels == c).sum()
@@ -74,9 +75,9 @@ def test_assign_splits_totals_match_ratio_with_uneven_classes():
 
 def test_assign_splits_deterministic_and_seed_dependent():
     labels = np.arange(1000) % 7
-    a = prep.assign_splits(labels, None, 0.05, 0.05, seed=1)
-    assert (a == prep.assign_splits(labels, None, 0.05, 0.05, seed=1)).all()
-    assert (a != prep.assign_splits(labels, None, 0.05, 0.05, seed=2)).any()
+    a = splits.assign_splits(labels, None, 0.05, 0.05, seed=1)
+    assert (a == splits.assign_splits(labels, None, 0.05, 0.05, seed=1)).all()
+    assert (a != splits.assign_splits(labels, None, 0.05, 0.05, seed=2)).any()
 
 
 def test_assign_splits_groups_never_straddle_and_stay_stratified():
@@ -87,7 +88,7 @@ def test_assign_splits_groups_never_straddle_and_stay_stratified():
         labels += karyo
         cells += [f"c{cell}"] * len(karyo)
     labels, cells = np.array(labels), np.array(cells)
-    split = prep.assign_splits(labels, cells, 0.05, 0.05, seed=0)
+    split = splits.assign_splits(labels, cells, 0.05, 0.05, seed=0)
     for cell in np.unique(cells):
         assert len(set(split[cells == cell])) == 1
     assert np.bincount(split, minlength=3).tolist() == [8280, 460, 460]  # 180 / 10 / 10 cells
@@ -98,7 +99,7 @@ def test_assign_splits_groups_never_straddle_and_stay_stratified():
 def test_group_ids_union_cells_and_duplicates():
     cells = ["a", "a", "", "", "b", ""]
     digests = [b"1", b"2", b"3", b"2", b"4", b"4"]
-    g = prep.group_ids(cells, digests)
+    g = splits.group_ids(cells, digests)
     assert g[0] == g[1] == g[3] and g[4] == g[5] and len({g[0], g[2], g[4]}) == 3
 
 
@@ -143,7 +144,7 @@ def test_prepare_mnist_end_to_end(tmp_path, capsys):
     assert not list(tmp_path.glob("mnist.partial-*"))
     # records: every JPG once, label from the path, no pixel content in two splits
     seen, by_split = set(), {}
-    for split in prep.SPLITS:
+    for split in splits.SPLITS:
         assert [Path(p).name for p in shard_paths(out, split)] == meta["shards"][split]
         for ex in records(out, split):
             assert ex["filename"] not in seen
@@ -171,7 +172,7 @@ def test_prepare_deterministic_across_workers(tmp_path):
     a = prep.prepare("mnist", out=str(tmp_path / "a"), workers=1, **kw)
     b = prep.prepare("mnist", out=str(tmp_path / "b"), workers=2, **kw)
     assert a["counts"] == b["counts"] and a["mean"] == b["mean"]
-    for split in prep.SPLITS:
+    for split in splits.SPLITS:
         for pa, pb in zip(shard_paths(tmp_path / "a", split), shard_paths(tmp_path / "b", split)):
             assert Path(pa).read_bytes() == Path(pb).read_bytes()
 
@@ -210,7 +211,7 @@ def test_prepare_manifest_cells_stay_together(tmp_path):
     assert meta["has_cells"] and meta["totals"] == {"total": 120, "train": 96, "valid": 12,
                                                      "test": 12}
     split_of: dict[str, set] = {}
-    for split in prep.SPLITS:
+    for split in splits.SPLITS:
         for ex in records(out, split):
             split_of.setdefault(ex["cell"], set()).add(split)
     assert len(split_of) == 20 and all(len(s) == 1 for s in split_of.values())

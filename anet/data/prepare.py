@@ -32,114 +32,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from anet.data import sources, synthetic
+from anet.data.splits import SPLITS, assign_splits, group_ids
 from anet.errors import AnetError
 
-SPLITS = ("train", "valid", "test")
 JPEG_QUALITY = 95
 SHARD_IMAGES = 10000  # at most this many examples per TFRecord shard
 CHUNK_ITEMS = 512  # images per worker task
-
-
-# --------------------------------------------------------------------------- splits
-
-
-def _quotas(class_counts: np.ndarray, ratio: float) -> np.ndarray:
-    """Per-class counts that are ``ratio`` of each class and sum to round(ratio * total).
-
-    Largest remainder: floors first, then +1 for the classes with the largest fractions.
-    """
-    exact = class_counts * ratio
-    q = np.floor(exact).astype(np.int64)
-    extra = round(float(class_counts.sum()) * ratio) - int(q.sum())
-    order = np.argsort(-(exact - q), kind="stable")
-    q[order[:max(extra, 0)]] += 1
-    return np.minimum(q, class_counts)
-
-
-def _split_by_class(counts: np.ndarray, ratios: tuple[float, float],
-                    rng: np.random.Generator) -> np.ndarray:
-    """Label-pure groups: per class, shuffle its groups and fill valid, then test, then train."""
-    label, size = counts.argmax(1), counts.sum(1)
-    out = np.zeros(len(counts), np.int64)
-    class_counts = np.bincount(label, weights=size, minlength=counts.shape[1]).astype(np.int64)
-    quota = np.stack([_quotas(class_counts, r) for r in ratios])
-    for c in range(counts.shape[1]):
-        groups = rng.permutation(np.flatnonzero(label == c))
-        # A group goes to a split while the split's quota covers its middle (exact for singletons).
-        mid = np.cumsum(size[groups]) - size[groups] / 2
-        valid_end, test_end = quota[0, c], quota[0, c] + quota[1, c]
-        out[groups[mid < valid_end]] = 1
-        out[groups[(mid >= valid_end) & (mid < test_end)]] = 2
-    return out
-
-
-def _split_greedy(counts: np.ndarray, ratios: tuple[float, float],
-                  rng: np.random.Generator) -> np.ndarray:
-    """Mixed groups (cells): largest first, each to the split whose per-class counts it brings
-    closest to target (least increase of squared error)."""
-    total = counts.sum(0)
-    target = np.stack([total * (1 - sum(ratios)), total * ratios[0], total * ratios[1]])
-    current = np.zeros_like(target)
-    size = counts.sum(1)
-    order = rng.permutation(len(counts))
-    order = order[np.argsort(-size[order], kind="stable")]
-    out = np.zeros(len(counts), np.int64)
-    for g in order:
-        increase = (2 * (current - target) * counts[g] + counts[g] ** 2).sum(1)
-        out[g] = int(np.argmin(increase))
-        current[out[g]] += counts[g]
-    return out
-
-
-def assign_splits(labels, groups=None, valid_ratio: float = 0.05, test_ratio: float = 0.05,
-                  seed: int = 0) -> np.ndarray:
-    """Split ids (0 train, 1 valid, 2 test) per item: stratified, deterministic, group-aware.
-
-    Args:
-        labels: class index per item.
-        groups: group key per item (cell id, duplicate set); a group never straddles splits.
-            None = every item its own group.
-        valid_ratio, test_ratio: fractions of the items (exact per class when groups are
-            label-pure singletons: round(n_c * ratio), totals round(N * ratio)).
-        seed: the same inputs and seed give the same split.
-
-    Returns:
-        int64 array of split ids, one per item.
-    """
-    labels = np.asarray(labels, np.int64)
-    if len(labels) == 0:
-        return np.zeros(0, np.int64)
-    if groups is None:
-        gid = np.arange(len(labels))
-    else:
-        gid = np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)
-    counts = np.zeros((gid.max() + 1, labels.max() + 1), np.int64)
-    np.add.at(counts, (gid, labels), 1)
-    rng = np.random.default_rng(seed)
-    pure = ((counts > 0).sum(1) <= 1).all()
-    split = (_split_by_class if pure else _split_greedy)(counts, (valid_ratio, test_ratio), rng)
-    return split[gid]
-
-
-def group_ids(cells: list[str], digests: list[bytes]) -> np.ndarray:
-    """Union of "same cell" and "same pixels": connected items share one group id."""
-    parent = list(range(len(cells)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for keys in (cells, digests):
-        first: dict = {}
-        for i, k in enumerate(keys):
-            if k == "":
-                continue
-            j = first.setdefault(k, i)
-            if j != i:
-                parent[find(i)] = find(j)
-    return np.array([find(i) for i in range(len(cells))], np.int64)
 
 
 # --------------------------------------------------------------------------- step one: JPGs
