@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ANET = [sys.executable, "-c", "from anet.cli import main; main()"]
 
 
@@ -172,7 +173,7 @@ def bench_train_step(results: dict, args: argparse.Namespace) -> None:
             continue
         print(f"bench: train {name} ...", file=sys.stderr)
         # VGG16 costs ~13x AlexNet per image: fewer repeats keep `make bench` under 10 minutes
-        steps, warmup = (min(args.steps, 3), 1) if name == "vgg16" else (args.steps, 2)
+        steps, warmup = (min(args.steps, 2), 1) if name == "vgg16" else (args.steps, 2)
         r = bench_train.train_rates(name, size, data, steps=steps, warmup=warmup,
                                     precision=args.precision)
         if peak:
@@ -181,7 +182,7 @@ def bench_train_step(results: dict, args: argparse.Namespace) -> None:
 
 
 def bench_peer(results: dict, args: argparse.Namespace) -> None:
-    peer = bench_train.torch_peer(steps=args.steps)
+    peer = bench_train.torch_peer(steps=args.steps + 2)  # eager torch steps are noisier
     if peer is None:
         results["peer"] = {"skipped": "torch not installed"}
         return
