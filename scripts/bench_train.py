@@ -25,12 +25,12 @@ def _summary(seconds: list[float], images_per_step: int) -> dict:
             "repeats": len(seconds)}
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> dict:
-    """Dense float32 matmul rate of this machine (the utilisation denominator)."""
+def matmul_gflops(n: int = 2048, repeats: int = 10, dtype: str = "float32") -> dict:
+    """Dense matmul rate of this machine in ``dtype`` (the utilisation denominator)."""
     import tensorflow as tf
 
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
     mm = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
     mm(a, b).numpy()
     times = []
@@ -41,7 +41,7 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> dict:
     flops = 2 * n**3
     return {"gflops": round(flops / statistics.median(times) / 1e9, 1),
             "spread": f"{flops / max(times) / 1e9:.0f}..{flops / min(times) / 1e9:.0f}",
-            "n": n}
+            "n": n, "dtype": dtype}
 
 
 def _spec(data_dir: Path, size: int):

@@ -90,6 +90,21 @@ def test_deterministic_runs_give_identical_weights(tmp_path, data):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_and_resumes(tmp_path, data, precision):
+    import keras
+
+    run = tmp_path / "run"
+    try:
+        train(load_config(tiny_config(tmp_path, data, epochs=1), [f"train.precision={precision}"]), run)
+        final = train(load_config(tiny_config(tmp_path, data, epochs=2),
+                                  [f"train.precision={precision}"]), run)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    assert final["step"] == 24 and final["finished"]
+    assert all(np.isfinite(w).all() and w.dtype == np.float32 for w in weights(run))
+
+
 def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_path, data):
     cfg = load_config(tiny_config(tmp_path, data, epochs=5),
                       ["train.optimizer=sgd", "schedule.lrs=[1e12, 1e12, 1e12, 1e12]"])
