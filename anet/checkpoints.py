@@ -5,6 +5,8 @@ Layout of ``RUN/checkpoints/``::
     ckpt-00000201/           one checkpoint (complete, or absent: never half-written)
         model.weights.h5     Keras weights
         optimizer.npz        optimizer variables, in ``optimizer.variables`` order
+        rng.npz              the model's seed-generator states (dropout), so a resumed run
+                             draws the same masks as one that never stopped
         state.json           step, epoch, data position, schedule state, reasons, metrics,
                              resolved config; written last inside the temp dir
     checkpoints.jsonl        index: one line per checkpoint (rewritten atomically)
@@ -32,6 +34,7 @@ INDEX = "checkpoints.jsonl"
 STATE = "state.json"
 WEIGHTS = "model.weights.h5"
 OPTIMIZER = "optimizer.npz"
+RNG = "rng.npz"  # model variables outside the weights: dropout seed-generator states
 
 
 def ckpt_name(step: int) -> str:
@@ -72,6 +75,7 @@ def save(root: str | Path, *, model, optimizer, state: dict) -> Path:
         model.save_weights(str(tmp / WEIGHTS))
         arrays = {f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
         np.savez(tmp / OPTIMIZER, **arrays)
+        np.savez(tmp / RNG, **{f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(_rng_vars(model))})
         (tmp / STATE).write_text(json.dumps(record))
         tmp.rename(final)
     write_index(root)
@@ -134,6 +138,12 @@ def load_weights(path: str | Path, model) -> None:
         ) from None
 
 
+def _rng_vars(model) -> list:
+    """Model variables that ``save_weights`` leaves out (seed-generator states), in order."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
 def load(path: str | Path, *, model, optimizer) -> dict:
     """Restore weights and optimizer variables from one checkpoint; returns its state."""
     path = Path(path)
@@ -147,6 +157,13 @@ def load(path: str | Path, *, model, optimizer) -> dict:
         raise AnetError(f"{path}: optimizer state does not match train.optimizer of this config")
     for a, v in zip(arrays, variables):
         v.assign(a)
+    rng_vars = _rng_vars(model)
+    if (path / RNG).is_file():
+        with np.load(path / RNG) as data:
+            saved = [data[k] for k in sorted(data.files)]
+        if len(saved) == len(rng_vars):
+            for a, v in zip(saved, rng_vars):
+                v.assign(a)
     return json.loads((path / STATE).read_text())
 
 

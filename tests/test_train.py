@@ -90,6 +90,17 @@ def test_deterministic_runs_give_identical_weights(tmp_path, data):
         np.testing.assert_array_equal(x, y)
 
 
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, data):
+    # Data order, optimizer, policy and dropout seed states all come back from the checkpoint,
+    # so stopping after epoch 1 and resuming gives bit-identical weights after epoch 2.
+    over = ["train.deterministic=true", "model.dropout=0.5", "data.augment=true"]
+    train(load_config(tiny_config(tmp_path, data, epochs=2), over), tmp_path / "straight")
+    train(load_config(tiny_config(tmp_path, data, epochs=1), over), tmp_path / "resumed")
+    train(load_config(tiny_config(tmp_path, data, epochs=2), over), tmp_path / "resumed")
+    for x, y in zip(weights(tmp_path / "straight"), weights(tmp_path / "resumed")):
+        np.testing.assert_array_equal(x, y)
+
+
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_trains_and_resumes(tmp_path, data, precision):
     import keras
