@@ -176,10 +176,10 @@ class _ManyValues(click.Command):
 @click.option("--split", type=click.Choice(("train", "valid", "test")), default="test",
               show_default=True)
 @click.option("--images", multiple=True, type=click.Path(), metavar="FILE...",
-              help="JPG/PNG files to use instead of --split samples.")
+              help="JPG/PNG/TIF files to use instead of --split samples.")
 @click.option("--out", type=click.Path(), default=None, help="Output folder (default RUN/visualize).")
 @click.option("--ckpt", default=None,
-              help="Checkpoint name or step (default: evaluate's choice, else best valid_acc).")
+              help="Checkpoint name or step (default: evaluate's choice, else best valid, else latest).")
 @click.option("--compare", multiple=True, type=click.Path(), metavar="RUN...",
               help="Several runs on one dataset: one figure per sample, a row per run.")
 def visualize(ckpt_dir, layers, samples, split, images, out, ckpt, compare) -> None:

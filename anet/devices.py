@@ -22,7 +22,11 @@ def select_gpu(gpu: int | None) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     import tensorflow as tf
 
-    if not tf.config.list_physical_devices("GPU"):
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:  # CUDA was read before the variable was set: hide the others through TF
+        gpus = [gpus[gpu]] if gpu < len(gpus) else []
+        tf.config.set_visible_devices(gpus, "GPU")
+    if not gpus:
         print(f"notice: GPU {gpu} is not available; training on the CPU", file=sys.stderr)
 
 

@@ -247,3 +247,16 @@ def test_bad_gpus_argument(tmp_path, data):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == \
         "error: --gpus '0,x': expected comma-separated GPU indices like 0,1,2"
+
+
+def test_gpu_flag_without_a_gpu_trains_on_the_cpu_and_bad_index_is_an_error(tmp_path, data):
+    cfg = str(tiny_config(tmp_path, data, epochs=1))
+    out = subprocess.run(ANET + ["train", cfg, "--gpu", "0", "--run-dir", str(tmp_path / "r"),
+                                 "--set", "train.max_steps=2"], env=ENV, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "notice: GPU 0 is not available; training on the CPU" in out.stderr
+    assert checkpoints.latest(tmp_path / "r" / "checkpoints")["step"] == 2
+    out = subprocess.run(ANET + ["train", cfg, "--gpu", "-1"], env=ENV, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == "error: --gpu -1: must be a GPU index >= 0"
