@@ -236,7 +236,7 @@ def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
+    fig.savefig(tmp, bbox_inches="tight")  # keep axis labels that tight_layout would clip
     plt.close(fig)
     tmp.replace(path)
 
@@ -253,7 +253,8 @@ def plot_confusion(cm: np.ndarray, classes, path: Path, title: str = "confusion"
     fig, ax = plt.subplots(figsize=(side + 1, side), dpi=100)
     im = ax.imshow(cm, cmap="Blues")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xticks(range(k), classes, rotation=90 if k > 12 else 0)
+    long_names = k > 12 or max((len(str(c)) for c in classes), default=0) > 3
+    ax.set_xticks(range(k), classes, rotation=45 if long_names else 0, ha="right" if long_names else "center")
     ax.set_yticks(range(k), classes)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
