@@ -175,6 +175,8 @@ def prune_periodic(root: str | Path, keep: int) -> None:
     if keep <= 0:
         return
     periodic = [c for c in list_checkpoints(root) if set(c.get("reasons", [])) == {"periodic"}]
+    if len(periodic) <= keep:
+        return  # nothing to remove: the index that save() just wrote is current
     for c in periodic[:-keep]:
         shutil.rmtree(c["path"], ignore_errors=True)
     write_index(root)

@@ -139,7 +139,9 @@ def _apply_override(raw: dict, item: str, source: str) -> None:
     parts = key.strip().split(".")
     node = raw
     for part in parts[:-1]:
-        nxt = node.setdefault(part, {})
+        if node.get(part) is None:  # absent, or an empty section (`train:`) in the YAML
+            node[part] = {}
+        nxt = node[part]
         if not isinstance(nxt, dict):
             raise ConfigError(f"--set {key}: {part!r} is not a section")
         node = nxt

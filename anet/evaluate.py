@@ -19,6 +19,7 @@ import numpy as np
 from anet import checkpoints, karyotype
 from anet.config import dump_yaml
 from anet.errors import AnetError
+from anet.report import pyplot, save_figure
 from anet.runs import Run, build_model, open_run
 
 EVAL = "eval.json"
@@ -194,7 +195,7 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
     }
     if karyotype.applies(classes, out["cells"]):
         cell = karyotype.cell_report(out["probs"], out["labels"], out["cells"])
-        result["karyotype"] = {k: v for k, v in cell.items() if k != "assigned"} | {"split": split}
+        result["karyotype"] = cell | {"split": split}
     checkpoints.atomic_write_text(Path(run.dir) / EVAL, json.dumps(result, indent=1) + "\n")
     plot_confusion(cm, classes, Path(run.dir) / "confusion.png",
                    title=f"{Path(run.dir).name} {chosen['name']}: {split} confusion")
@@ -232,22 +233,9 @@ def summary(result: dict) -> str:
 # --------------------------------------------------------------------------- plots
 
 
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, bbox_inches="tight")  # keep axis labels that tight_layout would clip
-    plt.close(fig)
-    tmp.replace(path)
-
-
 def plot_confusion(cm: np.ndarray, classes, path: Path, title: str = "confusion") -> Path:
     """Confusion matrix heat map with class names on both axes and counts in the cells."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     k = len(classes)
     side = min(max(4.0, 0.4 * k + 2), 14.0)
     fig, ax = plt.subplots(figsize=(side + 1, side), dpi=100)
@@ -267,17 +255,12 @@ def plot_confusion(cm: np.ndarray, classes, path: Path, title: str = "confusion"
                     ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=10 if k <= 10 else 7,
                             color="white" if cm[i, j] > hi / 2 else "black")
     fig.tight_layout()
-    _save(fig, path)
-    return path
+    return save_figure(fig, path, bbox_inches="tight")  # keep labels tight_layout clips
 
 
 def plot_errors(errors: list, classes, path: Path, total: int) -> Path:
     """Gallery of misclassified images (preprocessed inputs, min-max scaled) with true/predicted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     cols = 8
     rows = max(1, -(-len(errors) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.9 + 0.4), dpi=100,
@@ -291,5 +274,4 @@ def plot_errors(errors: list, classes, path: Path, total: int) -> Path:
     shown = f"first {len(errors)} of {total}" if total > len(errors) else f"all {total}"
     fig.suptitle(f"misclassified: {shown}" if total else "no misclassified images", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
-    return path
+    return save_figure(fig, path, bbox_inches="tight")  # keep labels tight_layout clips

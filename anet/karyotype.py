@@ -90,8 +90,7 @@ def cell_report(probs: np.ndarray, labels: np.ndarray, cells, penalty: float = P
 
     Returns:
         cells (number of cells), chromosomes (examples in a cell), accuracy_before,
-        accuracy_after (both over the examples in a cell), penalty, and ``assigned`` labels
-        for every example (argmax where the cell is unknown).
+        accuracy_after (both over the examples in a cell) and penalty.
     """
     labels = np.asarray(labels)
     cells = list(cells)
@@ -105,5 +104,4 @@ def cell_report(probs: np.ndarray, labels: np.ndarray, cells, penalty: float = P
         "accuracy_before": float((argmax == labels)[in_cell].mean()) if n else 0.0,
         "accuracy_after": float((assigned == labels)[in_cell].mean()) if n else 0.0,
         "penalty": penalty,
-        "assigned": assigned,
     }

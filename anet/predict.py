@@ -141,7 +141,8 @@ def export(run_dir: str | Path, out: str | Path, *, ckpt: str | None = None, ove
     import tensorflow as tf
 
     out = Path(out)
-    if out.exists() and not (out / "saved_model.pb").is_file() and any(out.iterdir()):
+    if out.exists() and not (out / "saved_model.pb").is_file() and (
+            not out.is_dir() or any(out.iterdir())):  # a file, or a non-empty foreign folder
         raise AnetError(f"{out}: exists and is not an anet export; choose another --out")
     run, chosen, why, model = open_chosen(run_dir, ckpt, overrides)
     classes, spec = list(run.manifest["classes"]), run.spec()

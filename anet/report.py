@@ -12,16 +12,30 @@ from anet.errors import AnetError
 from anet.runlog import read_metrics
 
 
-def plot_curves(run_dir: str | Path) -> Path | None:
-    """Training vs validation accuracy over steps with checkpoint markers -> ``curves.png``.
-
-    Returns the path, or None when the run has logged nothing yet.
-    """
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: Path, **savefig) -> Path:
+    """Write ``fig`` to ``path`` via a temp file + rename (readers never see half a PNG); closes it."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, **savefig)
+    pyplot().close(fig)
+    return tmp.replace(path)
+
+
+def plot_curves(run_dir: str | Path) -> Path | None:
+    """Training vs validation accuracy over steps with checkpoint markers -> ``curves.png``.
+
+    Returns the path, or None when the run has logged nothing yet.
+    """
+    plt = pyplot()
     run_dir = Path(run_dir)
     rows = read_metrics(run_dir)
     if not rows:
@@ -44,12 +58,7 @@ def plot_curves(run_dir: str | Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    out = run_dir / "curves.png"
-    tmp = run_dir / ".curves.png.tmp.png"
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return save_figure(fig, run_dir / "curves.png")
 
 
 # --------------------------------------------------------------------------- tables
@@ -65,10 +74,17 @@ def load_eval(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise AnetError(f"{run_dir}: no eval.json; run `anet evaluate --ckpt-dir {run_dir}` first")
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise AnetError(f"{path}: not valid JSON ({e}); re-run `anet evaluate --ckpt-dir {run_dir}`") \
             from None
+    # table2 reads these keys; a foreign or truncated eval.json must not end in a KeyError.
+    fields = data if isinstance(data, dict) else {}
+    if not (isinstance(fields.get("dataset"), dict) and "name" in fields["dataset"]
+            and isinstance(fields.get("accuracy"), dict) and {"run", "model"} <= fields.keys()):
+        raise AnetError(f"{path}: not an anet eval.json (needs run, model, dataset.name, accuracy); "
+                        f"re-run `anet evaluate --ckpt-dir {run_dir}`")
+    return data
 
 
 def render(header: list, rows: list[list], as_csv: bool = False) -> str:

@@ -8,6 +8,7 @@ same loop runs under ``MirroredStrategy`` and ``MultiWorkerMirroredStrategy`` (w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from anet.runlog import MetricsLog
 RESUME_KEYS = (("model",), ("data", "dir"), ("data", "image_size"), ("data", "resize"),
                ("data", "normalize"), ("train", "batch_size"), ("train", "optimizer"),
                ("train", "precision"))
+EMPTY_VALID = "the validation split is empty; re-run `anet prepare` with --valid-ratio > 0"
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -125,7 +127,7 @@ def make_eval_fn(model):
             correct += float(c)
             n += int(y.shape[0])
         if n == 0:
-            raise AnetError("the validation split is empty; re-run `anet prepare` with --valid-ratio > 0")
+            raise AnetError(EMPTY_VALID)
         return correct / n, total_loss / n
 
     return evaluate
@@ -162,8 +164,9 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
     manifest = pipeline.load_manifest(cfg.data.dir)
     setup(cfg)
     strategy = make_strategy(cfg.train.distribute)
-    if cfg.train.distribute == "multi_worker" and worker_index() > 0:
-        run_dir = run_dir / f"worker-{worker_index()}"  # only the chief writes the run itself
+    distributed = cfg.train.distribute != "none"
+    if cfg.train.distribute == "multi_worker" and (worker := worker_index()) > 0:
+        run_dir = run_dir / f"worker-{worker}"  # only the chief writes the run itself
     ckpt_root = run_dir / "checkpoints"
     checkpoints.clean_partial(ckpt_root)
     resume = checkpoints.latest(ckpt_root)
@@ -178,12 +181,14 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
     sc = cfg.schedule
     spec = pipeline.preprocess_spec(cfg.data, manifest)
     batch = cfg.train.batch_size
-    steps_per_epoch = pipeline.split_size(manifest, "train") // batch
+    n_train = pipeline.split_size(manifest, "train")
+    steps_per_epoch = n_train // batch
     if steps_per_epoch == 0:
         raise AnetError(
-            f"train.batch_size={batch} is larger than the train split "
-            f"({pipeline.split_size(manifest, 'train')} examples); lower it"
+            f"train.batch_size={batch} is larger than the train split ({n_train} examples); lower it"
         )
+    if pipeline.split_size(manifest, "valid") == 0:  # else found only after the first epoch
+        raise AnetError(EMPTY_VALID)
     from anet import models  # imported late: builds Keras layers under the dtype policy
 
     with strategy.scope():
@@ -202,7 +207,7 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
     optimizer.learning_rate = state.lr
 
     train_step = make_train_step(model, optimizer, strategy, batch, cfg.train.jit_compile,
-                                 distributed=cfg.train.distribute != "none")
+                                 distributed=distributed)
     evaluate = make_eval_fn(model)
     valid_ds = pipeline.eval_dataset(cfg.data.dir, "valid", spec, batch_size=batch,
                                      max_batches=cfg.train.eval_batches)
@@ -212,7 +217,7 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
 
     def save(reasons, **extra) -> Path:
         row = dict(ctx, step=step, epoch=epoch, batch_in_epoch=in_epoch,
-                   schedule=dict(state.__dict__), reasons=reasons, **extra)
+                   schedule=dataclasses.asdict(state), reasons=reasons, **extra)
         path = checkpoints.save(ckpt_root, model=model, optimizer=optimizer, state=row)
         checkpoints.prune_periodic(ckpt_root, cfg.run.keep_checkpoints)
         return path
@@ -228,47 +233,47 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
                 cfg.data.dir, spec, batch_size=batch, epoch=epoch, seed=cfg.run.seed,
                 skip_batches=in_epoch, augment_images=cfg.data.augment,
                 shuffle_buffer=cfg.data.shuffle_buffer)
-            ds = strategy.experimental_distribute_dataset(ds) if cfg.train.distribute != "none" else ds
-            bar = tqdm(total=steps_per_epoch, initial=in_epoch, desc=f"epoch {epoch + 1}",
-                       unit="batch", leave=False, dynamic_ncols=True)
-            window = {"loss": 0.0, "correct": 0.0, "n": 0, "t": time.perf_counter()}
-            for xy in ds:
-                loss, correct = (float(v) for v in train_step(xy))
-                step += 1
-                in_epoch += 1
-                batch_acc = correct / batch
-                if not math.isfinite(loss):
-                    last = checkpoints.latest(ckpt_root)
-                    where = Path(last["path"]).name if last else "none"
-                    raise AnetError(
-                        f"step {step}: training loss is {loss}; stopped. Last good checkpoint: "
-                        f"{where}. Lower schedule.lrs or check the data")
-                state = schedule.ScheduleState(**{**state.__dict__, "streak": schedule.update_streak(
-                    state.streak, batch_acc, sc.early_break.train_expectation)})
-                window["loss"] += loss
-                window["correct"] += correct
-                window["n"] += 1
-                bar.update(1)
-                if schedule.is_check_step(step, cfg.train.eval_every_steps):
-                    row = _window_row(window, batch, step, epoch, state.lr)
-                    if sc.monitor == "valid":
-                        last_valid = _valid(evaluate, valid_ds, step)
-                        row.update(last_valid)
-                    acc = row["valid_acc"] if sc.monitor == "valid" else batch_acc
-                    state, need_save = schedule.check_and_adjust(acc, state, sc.levels, sc.lrs, sc.gates)
-                    optimizer.learning_rate = state.lr
-                    row.update(kind="check", batch_acc=batch_acc, monitored=acc, best=state.best,
-                               next_lr=state.lr, saved=need_save)
-                    if need_save:
-                        save(["check"], monitored=acc, train_acc=batch_acc, **last_valid)
-                    log.log(row)
-                    bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
-                                    lr=f"{state.lr:g}", ips=f"{row['images_per_sec']:.0f}")
-                    window = {"loss": 0.0, "correct": 0.0, "n": 0, "t": time.perf_counter()}
-                if cfg.train.max_steps and step >= cfg.train.max_steps:
-                    stop_reason = "max_steps"
-                    break
-            bar.close()
+            ds = strategy.experimental_distribute_dataset(ds) if distributed else ds
+            # A context manager, so an error or Ctrl-C clears the bar before its message prints.
+            with tqdm(total=steps_per_epoch, initial=in_epoch, desc=f"epoch {epoch + 1}",
+                      unit="batch", leave=False, dynamic_ncols=True) as bar:
+                window = _new_window()
+                for xy in ds:
+                    loss, correct = (float(v) for v in train_step(xy))
+                    step += 1
+                    in_epoch += 1
+                    batch_acc = correct / batch
+                    if not math.isfinite(loss):
+                        last = checkpoints.latest(ckpt_root)
+                        where = Path(last["path"]).name if last else "none"
+                        raise AnetError(
+                            f"step {step}: training loss is {loss}; stopped. Last good checkpoint: "
+                            f"{where}. Lower schedule.lrs or check the data")
+                    state = dataclasses.replace(state, streak=schedule.update_streak(
+                        state.streak, batch_acc, sc.early_break.train_expectation))
+                    window["loss"] += loss
+                    window["correct"] += correct
+                    window["n"] += 1
+                    bar.update(1)
+                    if schedule.is_check_step(step, cfg.train.eval_every_steps):
+                        row = _window_row(window, batch, step, epoch, state.lr)
+                        if sc.monitor == "valid":
+                            last_valid = _valid(evaluate, valid_ds, step)
+                            row.update(last_valid)
+                        acc = row["valid_acc"] if sc.monitor == "valid" else batch_acc
+                        state, need_save = schedule.check_and_adjust(acc, state, sc.levels, sc.lrs, sc.gates)
+                        optimizer.learning_rate = state.lr
+                        row.update(kind="check", batch_acc=batch_acc, monitored=acc, best=state.best,
+                                   next_lr=state.lr, saved=need_save)
+                        if need_save:
+                            save(["check"], monitored=acc, train_acc=batch_acc, **last_valid)
+                        log.log(row)
+                        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
+                                        lr=f"{state.lr:g}", ips=f"{row['images_per_sec']:.0f}")
+                        window = _new_window()
+                    if cfg.train.max_steps and step >= cfg.train.max_steps:
+                        stop_reason = "max_steps"
+                        break
             if stop_reason:
                 break
             epoch, in_epoch = epoch + 1, 0
@@ -287,14 +292,13 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
         stop_reason = "interrupted"
     finally:
         signal.signal(signal.SIGTERM, prev_sigterm)
-    try:
-        if not last_valid or last_valid.get("valid_step") != step:
-            last_valid = _valid(evaluate, valid_ds, step)
-        finished = stop_reason != "interrupted"
-        path = save(["final" if finished else "interrupt"], stop_reason=stop_reason,
-                    finished=finished, **last_valid)
-    finally:
-        log.close()
+        log.close()  # also when a NaN loss or another error ends the run
+    if last_valid.get("valid_step") != step:
+        last_valid = _valid(evaluate, valid_ds, step)
+    finished = stop_reason != "interrupted"
+    path = save(["final" if finished else "interrupt"], stop_reason=stop_reason,
+                finished=finished, **last_valid)
+
     from anet.report import plot_curves
 
     plot_curves(run_dir)
@@ -304,6 +308,11 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
     if stop_reason == "interrupted":
         raise KeyboardInterrupt
     return final
+
+
+def _new_window() -> dict:
+    """Sums over the steps since the last Algorithm 1 check (for its metrics row)."""
+    return {"loss": 0.0, "correct": 0.0, "n": 0, "t": time.perf_counter()}
 
 
 def _window_row(window: dict, batch: int, step: int, epoch: int, lr: float) -> dict:

@@ -34,6 +34,7 @@ import numpy as np
 from anet import runs
 from anet.checkpoints import atomic_write_text
 from anet.errors import AnetError
+from anet.report import pyplot, save_figure
 
 DEFAULT_LAYERS = "conv1,pool1,pool2,pool_last"
 MIN_TILE = 32  # upscale tiny maps (e.g. 2x2) with nearest neighbour to at least this many px
@@ -224,7 +225,11 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
     first = opened[0]
     classes = first.manifest.get("classes", ())
     out = Path(out or first.dir / "visualize" / ("compare" if compare else ""))
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise AnetError(f"{out}: cannot create the output folder (a file is in the way); "
+                        "choose another --out") from None
 
     results, samples_info, grids = [], None, []
     for run in opened:  # the same samples (first run's data), each run's own preprocessing
@@ -325,11 +330,7 @@ def _compare_figure(out: Path, i: int, sample: dict, results: list, grids: list)
 
 def _figure(columns: list[list], title: str, path: Path) -> Path:
     """A matplotlib grid of (title, image, caption[, row label]) panels, given as columns."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ncols, nrows = len(columns), len(columns[0])
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols, 3.1 * nrows + 0.4), dpi=110,
                              squeeze=False)
@@ -345,10 +346,7 @@ def _figure(columns: list[list], title: str, path: Path) -> Path:
             ax.set_yticks([])
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(h_pad=1.5)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    return tmp.replace(path)
+    return save_figure(fig, path)
 
 
 def _write_tensorboard(run_dir: Path, info: list, result: dict, maps: list) -> None:

@@ -8,6 +8,7 @@ the spread (min..max) is reported beside it.
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import sys
@@ -131,7 +132,6 @@ def torch_peer(size: int = 227, batch: int = 64, steps: int = 4) -> dict | None:
                           "--size", str(size), "--batch", str(batch), "--steps", str(steps)],
                          capture_output=True, text=True, timeout=900)
     if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1][:200]}
-    import json
-
+        lines = out.stderr.strip().splitlines() or [f"exit code {out.returncode}"]
+        return {"error": lines[-1][:200]}
     return json.loads(out.stdout.strip().splitlines()[-1])

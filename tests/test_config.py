@@ -24,6 +24,12 @@ def test_defaults_name_and_overrides(tmp_path):
     assert load_config(None) == Config()
 
 
+def test_override_into_an_empty_yaml_section(tmp_path):
+    p = write(tmp_path, "train:\nmodel:\n  name: vgg16\n")  # `train:` alone is None in YAML
+    cfg = load_config(p, ["train.epochs=3"])
+    assert cfg.train.epochs == 3 and cfg.train.batch_size == 64 and cfg.model.name == "vgg16"
+
+
 def test_int_and_yaml11_exponent_accepted_for_float(tmp_path):
     cfg = load_config(write(tmp_path, "model: {dropout: 0, weight_decay: 5e-4}\n"))
     assert cfg.model.dropout == 0.0 and isinstance(cfg.model.dropout, float)

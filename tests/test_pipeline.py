@@ -104,3 +104,9 @@ def test_missing_dataset_and_shards_errors(tmp_path):
         P.load_manifest(tmp_path)
     with pytest.raises(AnetError, match="no train-\\*.tfrecord shards"):
         P._files(tmp_path, "train")
+
+
+def test_corrupt_dataset_json_is_a_one_line_error(tmp_path):
+    (tmp_path / "dataset.json").write_text('{"name": "tiny", ')  # cut off mid-write by hand
+    with pytest.raises(AnetError, match="dataset.json: not valid JSON .*anet prepare --force"):
+        P.load_manifest(tmp_path)

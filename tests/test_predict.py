@@ -125,6 +125,8 @@ def test_export_refuses_a_foreign_folder(run, tmp_path, monkeypatch, capsys):
     (tmp_path / "keep.txt").write_text("mine")
     err = cli_error(monkeypatch, capsys, "export", "--ckpt-dir", run, "--out", tmp_path)
     assert "is not an anet export" in err and (tmp_path / "keep.txt").exists()
+    err = cli_error(monkeypatch, capsys, "export", "--ckpt-dir", run, "--out", tmp_path / "keep.txt")
+    assert "is not an anet export" in err and (tmp_path / "keep.txt").read_text() == "mine"
 
 
 def cli_error(monkeypatch, capsys, *args):

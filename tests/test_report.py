@@ -117,3 +117,23 @@ def test_corrupt_eval_json(tmp_path):
     (tmp_path / "r" / "eval.json").write_text("{")
     with pytest.raises(AnetError, match="not valid JSON"):
         report([tmp_path / "r"])
+
+
+@pytest.mark.parametrize("doc", ["[]", "{}", '{"run": "r", "model": "m", "dataset": {}, "accuracy": {}}',
+                                 '{"run": "r", "model": "m", "dataset": {"name": "d"}, "accuracy": 1}'])
+def test_foreign_eval_json(tmp_path, monkeypatch, capsys, doc):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "eval.json").write_text(doc)
+    code, _, err = run_cli(monkeypatch, capsys, "report", tmp_path / "r")
+    assert code == 2 and err.startswith("error: ") and "not an anet eval.json" in err
+
+
+def test_save_figure_is_atomic_and_closes(tmp_path):
+    from anet.report import pyplot, save_figure
+
+    plt = pyplot()
+    fig, _ = plt.subplots()
+    out = save_figure(fig, tmp_path / "f.png")
+    assert out == tmp_path / "f.png" and out.read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.png"]  # no temp file left
+    assert not plt.fignum_exists(fig.number)

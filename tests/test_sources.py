@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import http.client
 import io
 import os
 import pickle
@@ -97,6 +98,19 @@ def test_download_checksum_mismatch_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(AnetError, match="checksum mismatch"):
         download.fetch("fashion-mnist")
     assert not list((tmp_path / "fashion-mnist").iterdir())
+
+
+def test_download_broken_http_response_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANET_CACHE", str(tmp_path))
+
+    class Broken(io.BytesIO):
+        def read(self, *args):  # a chunked response cut off mid-chunk
+            raise http.client.IncompleteRead(b"partial")
+
+    monkeypatch.setattr(download, "_urlopen", lambda url: Broken())
+    with pytest.raises(AnetError, match="could not download cifar .*IncompleteRead"):
+        download.fetch("cifar")
+    assert not list((tmp_path / "cifar").iterdir())
 
 
 def test_download_verified(tmp_path, monkeypatch):
@@ -219,6 +233,14 @@ def test_class_folders(tif_tree):
 def test_unknown_label_folder(tif_tree):
     (tif_tree / "23").mkdir()
     with pytest.raises(AnetError, match=r"unknown label folder '23' \(expected 1, 2, .*X, Y\)"):
+        sources.open_karyotype(str(tif_tree))
+
+
+def test_karyotype_label_non_ascii_digits_are_unknown_not_a_crash(tif_tree):
+    assert sources.karyotype_label("07") == 6 and sources.karyotype_label("x") == 22
+    assert sources.karyotype_label("\u00b2") is None  # "²": isdigit() but not int()-able
+    (tif_tree / "\u00b2").mkdir()
+    with pytest.raises(AnetError, match="unknown label folder"):
         sources.open_karyotype(str(tif_tree))
 
 

@@ -126,6 +126,22 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_pa
     assert latest["step"] == 1 and np.isfinite(weights(tmp_path / "run")[0]).all()
 
 
+def test_nan_error_is_the_last_stderr_line_not_appended_to_the_progress_bar(tmp_path, data):
+    cfg = str(tiny_config(tmp_path, data, epochs=5))
+    out = subprocess.run(ANET + ["train", cfg, "--run-dir", str(tmp_path / "run"), "--set",
+                                 "train.optimizer=sgd", "--set", "schedule.lrs=[1e12,1e12,1e12,1e12]"],
+                         env=ENV, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith("error: step "), out.stderr[-500:]
+
+
+def test_empty_valid_split_stops_before_training(tmp_path):
+    data = write_dataset(tmp_path / "data", n_per_split={"train": 24, "valid": 0, "test": 6})
+    with pytest.raises(AnetError, match="the validation split is empty"):
+        train(load_config(tiny_config(tmp_path, data)), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_resume_refuses_a_changed_model(tmp_path, data):
     cfg = load_config(tiny_config(tmp_path, data, epochs=1))
     train(cfg, tmp_path / "run")

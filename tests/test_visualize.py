@@ -160,6 +160,15 @@ def test_unknown_layer_lists_valid_names_exit_2(root, monkeypatch, capsys):
     assert "pool1, conv2" in err and "pool_last" in err and "fc1" not in err
 
 
+def test_out_that_is_a_file_exit_2(root, tmp_path, monkeypatch, capsys):
+    (tmp_path / "taken").write_text("x")
+    for out in (tmp_path / "taken", tmp_path / "taken" / "sub"):
+        err = cli_error(monkeypatch, capsys, "--ckpt-dir", str(root / "runs" / "tiny"),
+                        "--out", str(out))
+        assert err == (f"error: {out}: cannot create the output folder (a file is in the way); "
+                       "choose another --out")
+
+
 def test_no_run_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     err = cli_error(monkeypatch, capsys, "--layers", "conv1,pool1,pool2,pool_last")

@@ -8,8 +8,8 @@ broken connection never leaves a file that looks complete.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -87,7 +87,7 @@ def fetch(dataset: str) -> Path:
             try:
                 _download(base + name, target, md5)
                 break
-            except (OSError, urllib.error.URLError, ValueError) as e:
+            except (OSError, http.client.HTTPException, ValueError) as e:  # URLError is an OSError
                 errors.append(f"{base + name}: {getattr(e, 'reason', e)}")
         else:
             raise AnetError(

@@ -16,4 +16,7 @@ def load_manifest(data_dir: str | Path) -> dict:
             f"{path}: no prepared dataset (data.dir={data_dir}); run `anet prepare` first "
             "or set data.dir to its output folder"
         )
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AnetError(f"{path}: not valid JSON ({e}); re-run `anet prepare --force`") from None

@@ -32,6 +32,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from anet.data import sources, synthetic
+from anet.data.manifest import load_manifest
 from anet.data.splits import SPLITS, assign_splits, group_ids
 from anet.errors import AnetError
 
@@ -97,8 +98,11 @@ def _mapper(workers: int):
         yield imap
 
 
-def _chunks(raw: sources.RawDataset, root: Path, facts: dict):
-    """Give every item a unique ``<class>/<name>.jpg`` and group items into worker tasks."""
+def _chunks(raw: sources.RawDataset, root: Path, pending: collections.deque):
+    """Give every item a unique ``<class>/<name>.jpg`` and group items into worker tasks.
+
+    Each item's (rel, label, cell, origin) is queued on ``pending`` in task order.
+    """
     used: set[str] = set()
     chunk: list = []
     for image, label, meta in raw.items:
@@ -109,7 +113,7 @@ def _chunks(raw: sources.RawDataset, root: Path, facts: dict):
             name = f"{base}-{k}"
         used.add(name)
         rel = name + ".jpg"
-        facts["pending"].append((rel, label, meta.get("cell", ""), image if isinstance(
+        pending.append((rel, label, meta.get("cell", ""), image if isinstance(
             image, str) else meta["name"]))
         chunk.append((image, rel))
         if len(chunk) == CHUNK_ITEMS:
@@ -127,14 +131,15 @@ def write_jpgs(raw: sources.RawDataset, root: Path, blob: Path, imap) -> tuple[d
     """
     for name in raw.classes:
         (root / name).mkdir(parents=True, exist_ok=True)
-    facts: dict = {"pending": collections.deque(), "rel": [], "label": [], "cell": [],
-                   "hw": [], "digest": [], "sum": [], "sumsq": [], "span": []}
+    facts: dict = {"rel": [], "label": [], "cell": [], "hw": [], "digest": [], "sum": [],
+                   "sumsq": [], "span": []}
+    pending: collections.deque = collections.deque()
     skipped = list(raw.skipped)
     with tqdm(total=raw.count, unit="img", desc="jpg", file=sys.stderr) as bar, \
             open(blob, "wb") as out:
-        for results in imap(_convert_chunk, _chunks(raw, root, facts)):
+        for results in imap(_convert_chunk, _chunks(raw, root, pending)):
             for r in results:
-                rel, label, cell, origin = facts["pending"].popleft()
+                rel, label, cell, origin = pending.popleft()
                 if isinstance(r, str):
                     skipped.append({"file": origin, "reason": r})
                     continue
@@ -144,7 +149,6 @@ def write_jpgs(raw: sources.RawDataset, root: Path, blob: Path, imap) -> tuple[d
                                       (rel, label, cell, r[:2], r[2], r[3], r[4])):
                     facts[key].append(value)
             bar.update(len(results))
-    del facts["pending"]
     return facts, skipped
 
 
@@ -306,7 +310,7 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
     clean_leftovers(out_dir)
     finished = out_dir / "dataset.json"
     if finished.is_file() and not force:
-        meta = json.loads(finished.read_text())
+        meta = load_manifest(out_dir)
         print(f"{out_dir} already holds a finished dataset (use --force to rebuild)")
         print(table1(meta))
         return meta

@@ -7,6 +7,8 @@ relative to the dataset's ``jpg/`` tree) and ``cell`` (bytes, empty when unknown
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import tensorflow as tf
 
 FEATURES = {
@@ -62,6 +64,4 @@ def decode_example(record: bytes) -> dict:
 
 def shard_paths(directory, split: str) -> list:
     """Sorted TFRecord shard files of one split (``{split}-00000-of-00004.tfrecord``)."""
-    from pathlib import Path
-
     return sorted(str(p) for p in Path(directory).glob(f"{split}-*.tfrecord"))

@@ -291,7 +291,7 @@ def safe_name(text: str) -> str:
 def karyotype_label(text: str) -> int | None:
     """Label index of a karyotype class name (``1``..``22``, ``X``, ``Y``; ``01``, ``x`` ok)."""
     text = text.strip()
-    if text.isdigit():
+    if text.isdecimal():  # not isdigit: int() refuses digits like "²"
         text = str(int(text))
     text = text.upper()
     return KARYOTYPE_CLASSES.index(text) if text in KARYOTYPE_CLASSES else None

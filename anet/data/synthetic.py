@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-CLASSES = tuple(str(i) for i in range(1, 23)) + ("X", "Y")
+from anet.data.sources import KARYOTYPE_CLASSES as CLASSES
+
 # Approximate human chromosome lengths in Mb, made strictly decreasing over 1..22 (in reality
 # 21 is slightly shorter than 22); X sits next to 7, Y among the smallest.
 LENGTH_MB = (248, 242, 198, 190, 181, 171, 159, 145, 138, 134, 133, 131, 114, 107, 102, 90, 83,
