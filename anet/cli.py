@@ -101,7 +101,8 @@ def summary(config, overrides) -> None:
 def train(config, overrides, run_dir, gpu) -> None:
     """Train one experiment; re-running on the same run directory resumes it.
 
-    Ctrl-C writes a checkpoint and exits; the same command continues from it.
+    Ctrl-C finishes the current step, writes a checkpoint and exits; the same command
+    continues from it (a second Ctrl-C aborts without a checkpoint).
     """
     from anet.config import load_config
     from anet.devices import select_gpu

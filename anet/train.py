@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -223,9 +224,13 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
         return path
 
     stop_reason, last_valid = "", {}
-    prev_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+    stop = _StopRequest()
+    previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while not stop_reason:
+            if stop.requested:
+                stop_reason = "interrupted"
+                break
             if epoch >= cfg.train.epochs:
                 stop_reason = "epochs"
                 break
@@ -274,6 +279,9 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
                     if cfg.train.max_steps and step >= cfg.train.max_steps:
                         stop_reason = "max_steps"
                         break
+                    if stop.requested:  # checked between steps: weights and step agree
+                        stop_reason = "interrupted"
+                        break
             if stop_reason:
                 break
             epoch, in_epoch = epoch + 1, 0
@@ -288,14 +296,13 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
                 save(["periodic"], **last_valid)
             print(f"epoch {epoch}: step {step}, valid acc {last_valid['valid_acc']:.4f}, "
                   f"loss {last_valid['valid_loss']:.4f}, lr {state.lr:g}")
-    except KeyboardInterrupt:
-        stop_reason = "interrupted"
     finally:
-        signal.signal(signal.SIGTERM, prev_sigterm)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         log.close()  # also when a NaN loss or another error ends the run
-    if last_valid.get("valid_step") != step:
-        last_valid = _valid(evaluate, valid_ds, step)
     finished = stop_reason != "interrupted"
+    if last_valid.get("valid_step") != step:  # an interrupt saves at once, without validating
+        last_valid = _valid(evaluate, valid_ds, step) if finished else {}
     path = save(["final" if finished else "interrupt"], stop_reason=stop_reason,
                 finished=finished, **last_valid)
 
@@ -303,8 +310,8 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
 
     plot_curves(run_dir)
     final = json.loads((path / checkpoints.STATE).read_text())
-    print(f"{run_dir}: stopped at step {step} ({stop_reason}); valid acc "
-          f"{last_valid['valid_acc']:.4f}; checkpoint {path.name}")
+    valid = f"valid acc {last_valid['valid_acc']:.4f}" if last_valid else "not validated"
+    print(f"{run_dir}: stopped at step {step} ({stop_reason}); {valid}; checkpoint {path.name}")
     if stop_reason == "interrupted":
         raise KeyboardInterrupt
     return final
@@ -327,5 +334,14 @@ def _valid(evaluate, valid_ds, step: int) -> dict:
     return {"valid_acc": acc, "valid_loss": loss, "valid_step": step}
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+class _StopRequest:
+    """Ctrl-C / SIGTERM handler: the first asks the loop to stop after the current step (and
+    checkpoint); a second one aborts at once (KeyboardInterrupt, no checkpoint)."""
+
+    requested = False
+
+    def handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step (again to abort without a checkpoint)", file=sys.stderr)
