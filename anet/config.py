@@ -250,7 +250,8 @@ def _validate(c: Config, s: str) -> None:
     _check(list(sc.levels) == sorted(sc.levels), s, "schedule.levels",
            f"must be ascending, got {list(sc.levels)}")
     _check(all(0 <= v < 1 for v in sc.levels), s, "schedule.levels", "must lie in [0, 1)")
-    _check(all(v > 0 for v in sc.lrs), s, "schedule.lrs", f"must be > 0, got {list(sc.lrs)}")
+    _check(all(0 < v < float("inf") for v in sc.lrs), s, "schedule.lrs",
+           f"must be finite and > 0, got {list(sc.lrs)}")
     _check(all(0 <= v < 1 for v in sc.gates), s, "schedule.gates", "must lie in [0, 1)")
     eb = sc.early_break
     _check(0 <= eb.valid_expectation <= 1, s, "schedule.early_break.valid_expectation", "must be in [0, 1]")

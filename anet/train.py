@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
@@ -216,7 +217,17 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
     ctx = dict(config=to_dict(cfg), model=cfg.model.name, num_classes=int(manifest["num_classes"]),
                input_shape=[cfg.data.image_size, cfg.data.image_size, spec.channels])
 
+    def diverged(what: str) -> AnetError:
+        last = checkpoints.latest(ckpt_root)
+        where = Path(last["path"]).name if last else "none"
+        return AnetError(f"step {step}: {what}; stopped. Last good checkpoint: {where}. "
+                         "Lower schedule.lrs or check the data")
+
     def save(reasons, **extra) -> Path:
+        # The update of this step may have made weights inf/NaN before any loss shows it:
+        # never store those as a checkpoint that later looks good.
+        if not all(np.isfinite(w).all() for w in model.get_weights()):
+            raise diverged("weights are not finite")
         row = dict(ctx, step=step, epoch=epoch, batch_in_epoch=in_epoch,
                    schedule=dataclasses.asdict(state), reasons=reasons, **extra)
         path = checkpoints.save(ckpt_root, model=model, optimizer=optimizer, state=row)
@@ -249,11 +260,7 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
                     in_epoch += 1
                     batch_acc = correct / batch
                     if not math.isfinite(loss):
-                        last = checkpoints.latest(ckpt_root)
-                        where = Path(last["path"]).name if last else "none"
-                        raise AnetError(
-                            f"step {step}: training loss is {loss}; stopped. Last good checkpoint: "
-                            f"{where}. Lower schedule.lrs or check the data")
+                        raise diverged(f"training loss is {loss}")
                     state = dataclasses.replace(state, streak=schedule.update_streak(
                         state.streak, batch_acc, sc.early_break.train_expectation))
                     window["loss"] += loss

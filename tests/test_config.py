@@ -60,6 +60,8 @@ def test_round_trip_through_dict_and_file(tmp_path):
         ("schedule:\n  lrs: [0.1]\n", [], "must have as many entries as schedule.levels (4)"),
         ("schedule:\n  levels: 0.5\n", [], "schedule.levels must be a list"),
         ("train:\n  precision: half\n", [], "train.precision must be one of"),
+        ("schedule:\n  lrs: [.inf, 0.1, 0.1, 0.1]\n", [], "schedule.lrs must be finite and > 0"),
+        ("schedule:\n  lrs: [0, 0.1, 0.1, 0.1]\n", [], "schedule.lrs must be finite and > 0"),
         ("- a\n- b\n", [], "top level must be a mapping"),
         ("model: [1, 2]\n", [], "model must be a mapping"),
         ("model: {name: [\n", [], "not valid YAML"),

@@ -142,6 +142,28 @@ def test_empty_valid_split_stops_before_training(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_non_finite_weights_are_never_saved_as_a_checkpoint(tmp_path, data, monkeypatch):
+    import anet.train as T
+
+    real = T.make_train_step
+
+    def poisoned(model, *args, **kwargs):  # a step whose update blows a kernel up, loss still finite
+        step = real(model, *args, **kwargs)
+
+        def run(batch):
+            out = step(batch)
+            model.trainable_variables[0].assign(np.full(model.trainable_variables[0].shape, np.nan))
+            return out
+
+        return run
+
+    monkeypatch.setattr(T, "make_train_step", poisoned)
+    with pytest.raises(AnetError, match=r"step 1: weights are not finite; stopped\. Last good "
+                                        r"checkpoint: none"):
+        train(load_config(tiny_config(tmp_path, data, epochs=1)), tmp_path / "run")
+    assert checkpoints.latest(tmp_path / "run" / "checkpoints") is None
+
+
 def test_resume_refuses_a_changed_model(tmp_path, data):
     cfg = load_config(tiny_config(tmp_path, data, epochs=1))
     train(cfg, tmp_path / "run")
