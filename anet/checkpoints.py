@@ -118,9 +118,12 @@ def write_index(root: str | Path) -> None:
 
 
 def clean_partial(root: str | Path) -> None:
-    """Remove temp dirs left by a writer that was killed mid-save."""
-    for d in Path(root).glob(".tmp-*"):
+    """Remove temp dirs and files left by a writer that was killed mid-save."""
+    root = Path(root)
+    for d in root.glob(".tmp-*"):
         shutil.rmtree(d, ignore_errors=True)
+    for f in [*root.glob(".*.tmp-*"), *root.glob(f"{PREFIX}*/.*.tmp-*")]:  # atomic_write_text's
+        f.unlink(missing_ok=True)
 
 
 def load_weights(path: str | Path, model) -> None:

@@ -31,8 +31,11 @@ def test_save_list_latest_and_index(tmp_path):
     assert C.latest(tmp_path)["step"] == 7
     rows = [json.loads(x) for x in (tmp_path / C.INDEX).read_text().splitlines()]
     assert [r["path"] for r in rows] == ["ckpt-00000001", "ckpt-00000003", "ckpt-00000007"]
+    (tmp_path / ".checkpoints.jsonl.tmp-99").write_text("half")
+    (tmp_path / "ckpt-00000003" / ".state.json.tmp-99").write_text("half")
     C.clean_partial(tmp_path)
-    assert not list(tmp_path.glob(".tmp-*"))
+    assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.rglob("*.tmp-99"))
+    assert [c["step"] for c in C.list_checkpoints(tmp_path)] == [1, 3, 7]
     assert C.latest(tmp_path / "missing") is None
 
 

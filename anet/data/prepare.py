@@ -264,6 +264,9 @@ def _open_raw(dataset: str, source: str | None, work: Path, seed: int, cells: in
         return sources.open_cifar(source, work / "tmp")
     if dataset == "karyotype":
         return sources.open_karyotype(source)
+    if dataset != "synthetic-karyotype":  # the CLI's choices prevent this; library callers too
+        raise AnetError(f"unknown dataset {dataset!r}; use mnist, fashion-mnist, cifar, karyotype "
+                        "or synthetic-karyotype")
     if source is not None:
         raise AnetError("--source is not used by synthetic-karyotype (it generates its raw data)")
     if cells < 1:
