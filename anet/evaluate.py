@@ -81,21 +81,6 @@ def _forward(model):
     return forward
 
 
-def _score(forward, ds, split: str) -> dict:
-    """Accuracy and mean cross-entropy of the current weights on one split."""
-    n = correct = 0
-    loss = 0.0
-    for x, y in ds:
-        p = forward(x).numpy()
-        y = y.numpy()
-        correct += int((p.argmax(axis=1) == y).sum())
-        loss += float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)).sum())
-        n += len(y)
-    if n == 0:
-        raise AnetError(f"the {split} split is empty; re-run `anet prepare` with a {split} ratio > 0")
-    return {"acc": correct / n, "loss": loss / n, "examples": n}
-
-
 def _collect(forward, ds, split: str) -> dict:
     """Probabilities, labels, filenames and cells of a split, plus some misclassified images."""
     probs, labels, names, cells, errors = [], [], [], [], []
@@ -110,7 +95,9 @@ def _collect(forward, ds, split: str) -> dict:
         names += [f.decode("utf-8") for f in fname.numpy()]
         cells += [c.decode("utf-8") for c in cell.numpy()]
     if not probs:
-        raise AnetError(f"the {split} split is empty; re-run `anet prepare` with a {split} ratio > 0")
+        from anet.train import empty_split
+
+        raise AnetError(empty_split(split))
     return {"probs": np.concatenate(probs), "labels": np.concatenate(labels), "filenames": names,
             "cells": cells, "errors": errors}
 
@@ -140,6 +127,7 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
         The eval.json dict.
     """
     from anet.data import pipeline
+    from anet.train import make_eval_fn
 
     if split not in SPLITS:
         raise AnetError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -153,11 +141,12 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
 
     model = build_model(run)
     forward = _forward(model)
+    score = make_eval_fn(model)
     valid_ds = pipeline.eval_dataset(data_dir, "valid", spec, batch_size=batch)
     scores = []
     for c in candidates:
         checkpoints.load_weights(c["path"], model)
-        s = _score(forward, valid_ds, "valid")
+        s = score(valid_ds, "valid")
         scores.append({"name": Path(c["path"]).name, "step": int(c["step"]),
                        "epoch": c.get("epoch"), "reasons": c.get("reasons", []),
                        "valid_acc": s["acc"], "valid_loss": s["loss"]})
@@ -171,8 +160,8 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
 
     out = _collect(forward, pipeline.eval_dataset(data_dir, split, spec, batch_size=batch,
                                                   with_meta=True), split)
-    train = _score(forward, pipeline.eval_dataset(data_dir, "train", spec, batch_size=batch,
-                                                  max_batches=train_batches), "train")
+    train = score(pipeline.eval_dataset(data_dir, "train", spec, batch_size=batch,
+                                        max_batches=train_batches), "train")
     preds = out["probs"].argmax(axis=1)
     cm = confusion_matrix(out["labels"], preds, len(classes))
     result = {

@@ -32,7 +32,6 @@ from anet.runlog import MetricsLog
 RESUME_KEYS = (("model",), ("data", "dir"), ("data", "image_size"), ("data", "resize"),
                ("data", "normalize"), ("train", "batch_size"), ("train", "optimizer"),
                ("train", "precision"))
-EMPTY_VALID = "the validation split is empty; re-run `anet prepare` with --valid-ratio > 0"
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -114,14 +113,17 @@ def make_train_step(model, optimizer, strategy, global_batch: int, jit_compile: 
 
 
 def make_eval_fn(model):
-    @tf.function
+    """``evaluate(ds, split="valid") -> {"acc", "loss", "examples"}`` for the model's current
+    weights (one compiled batch function; used by training and by ``anet evaluate``)."""
+
+    @tf.function(reduce_retracing=True)
     def batch_stats(x, y):
         probs = model(x, training=False)
         loss = keras.losses.sparse_categorical_crossentropy(y, probs)
         pred = tf.argmax(probs, axis=-1, output_type=tf.int32)
         return tf.reduce_sum(loss), tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))
 
-    def evaluate(ds) -> tuple[float, float]:
+    def evaluate(ds, split: str = "valid") -> dict:
         n = total_loss = correct = 0.0
         for x, y in ds:
             loss, c = batch_stats(x, y)
@@ -129,10 +131,18 @@ def make_eval_fn(model):
             correct += float(c)
             n += int(y.shape[0])
         if n == 0:
-            raise AnetError(EMPTY_VALID)
-        return correct / n, total_loss / n
+            raise AnetError(empty_split(split))
+        return {"acc": correct / n, "loss": total_loss / n, "examples": int(n)}
 
     return evaluate
+
+
+def empty_split(split: str) -> str:
+    """The one-line error for a split with no examples."""
+    if split == "train":
+        return "the train split is empty; re-run `anet prepare` with smaller --valid/--test-ratio"
+    name = {"valid": "validation"}.get(split, split)
+    return f"the {name} split is empty; re-run `anet prepare` with --{split}-ratio > 0"
 
 
 def _check_resumable(cfg: Config, stored: dict, run_dir: Path) -> None:
@@ -190,7 +200,7 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
             f"train.batch_size={batch} is larger than the train split ({n_train} examples); lower it"
         )
     if pipeline.split_size(manifest, "valid") == 0:  # else found only after the first epoch
-        raise AnetError(EMPTY_VALID)
+        raise AnetError(empty_split("valid"))
     from anet import models  # imported late: builds Keras layers under the dtype policy
 
     with strategy.scope():
@@ -337,7 +347,8 @@ def _window_row(window: dict, batch: int, step: int, epoch: int, lr: float) -> d
 
 
 def _valid(evaluate, valid_ds, step: int) -> dict:
-    acc, loss = evaluate(valid_ds)
+    r = evaluate(valid_ds)
+    acc, loss = r["acc"], r["loss"]
     return {"valid_acc": acc, "valid_loss": loss, "valid_step": step}
 
 
