@@ -20,7 +20,7 @@ from anet import checkpoints, karyotype
 from anet.config import dump_yaml
 from anet.errors import AnetError
 from anet.report import pyplot, save_figure
-from anet.runs import Run, build_model, open_run
+from anet.runs import build_model, check_fits, open_run
 
 EVAL = "eval.json"
 SPLITS = ("valid", "test")
@@ -102,14 +102,6 @@ def _collect(forward, ds, split: str) -> dict:
             "cells": cells, "errors": errors}
 
 
-def _check_fits(run: Run, ckpt: dict, num_classes: int) -> None:
-    want = (ckpt.get("model"), ckpt.get("num_classes"))
-    have = (run.cfg.model.name, num_classes)
-    if want != have:
-        raise AnetError(f"{ckpt['path']}: checkpoint is {want[0]} with {want[1]} classes but the "
-                        f"run's config/dataset say {have[0]} with {have[1]}")
-
-
 # --------------------------------------------------------------------------- the command
 
 
@@ -137,7 +129,7 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
     data_dir, batch = run.cfg.data.dir, batch_size or run.cfg.train.batch_size
     candidates = [run.checkpoint(ckpt)] if ckpt else list(run.ckpts)
     for c in candidates:
-        _check_fits(run, c, len(classes))
+        check_fits(run, c, len(classes))
 
     model = build_model(run)
     forward = _forward(model)

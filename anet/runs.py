@@ -67,6 +67,15 @@ def open_run(run_dir: str | Path, overrides=()) -> Run:
     return Run(dir=run_dir, cfg=cfg, ckpts=ckpts)
 
 
+def check_fits(run: Run, ckpt: dict, num_classes: int) -> None:
+    """A checkpoint of another model or class count is a clear error, before any weights load."""
+    want = (ckpt.get("model"), ckpt.get("num_classes"))
+    have = (run.cfg.model.name, num_classes)
+    if want != have:
+        raise AnetError(f"{ckpt['path']}: checkpoint is {want[0]} with {want[1]} classes but the "
+                        f"run's config/dataset say {have[0]} with {have[1]}")
+
+
 def build_model(run: Run, ckpt: dict | None = None):
     """The run's Keras model, with a checkpoint's weights when given (float32 for inference)."""
     import keras
@@ -76,13 +85,7 @@ def build_model(run: Run, ckpt: dict | None = None):
     keras.mixed_precision.set_dtype_policy("float32")
     m = run.manifest
     if ckpt is not None:
-        want = (ckpt.get("model"), ckpt.get("num_classes"))
-        have = (run.cfg.model.name, int(m["num_classes"]))
-        if want != have:
-            raise AnetError(
-                f"{ckpt['path']}: checkpoint is {want[0]} with {want[1]} classes but the run's "
-                f"config/dataset say {have[0]} with {have[1]}"
-            )
+        check_fits(run, ckpt, int(m["num_classes"]))
     model = models.build_from_config(run.cfg.model, run.cfg.data.image_size,
                                      int(m["channels"]), int(m["num_classes"]))
     if ckpt is not None:
