@@ -88,7 +88,7 @@ def list_checkpoints(root: str | Path) -> list[dict]:
     if not root.is_dir():
         return []
     out = []
-    for d in sorted(root.glob(f"{PREFIX}*")):
+    for d in root.glob(f"{PREFIX}*"):
         state_file = d / STATE
         if not (d.is_dir() and state_file.is_file()):
             continue

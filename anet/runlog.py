@@ -25,11 +25,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 class MetricsLog:
     """Appends metric rows to ``metrics.jsonl`` and mirrors numbers to TensorBoard."""
 
-    def __init__(self, run_dir: str | Path, resume_step: int = 0, enabled: bool = True):
+    def __init__(self, run_dir: str | Path, resume_step: int = 0):
         self.path = Path(run_dir) / METRICS
-        self.enabled = enabled
-        if not enabled:
-            return
         # Rows logged after the checkpoint we resume from describe training that is redone.
         kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= resume_step]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
@@ -39,8 +36,6 @@ class MetricsLog:
         self.writer = tf.summary.create_file_writer(str(Path(run_dir) / "tensorboard"))
 
     def log(self, row: dict) -> None:
-        if not self.enabled:
-            return
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
         with self.writer.as_default(step=int(row["step"])):
@@ -50,5 +45,4 @@ class MetricsLog:
         self.writer.flush()
 
     def close(self) -> None:
-        if self.enabled:
-            self.writer.close()
+        self.writer.close()
