@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from anet.errors import AnetError
+from anet.files import atomic_write
 
 PREFIX = "ckpt-"
 INDEX = "checkpoints.jsonl"
@@ -39,16 +40,6 @@ RNG = "rng.npz"  # model variables outside the weights: dropout seed-generator s
 
 def ckpt_name(step: int) -> str:
     return f"{PREFIX}{step:08d}"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file + rename (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def save(root: str | Path, *, model, optimizer, state: dict) -> Path:
@@ -67,7 +58,7 @@ def save(root: str | Path, *, model, optimizer, state: dict) -> Path:
     if final.exists():
         old = json.loads((final / STATE).read_text())
         merged = list(dict.fromkeys(list(old.get("reasons", [])) + list(state.get("reasons", []))))
-        atomic_write_text(final / STATE, json.dumps(dict(old, **{**record, "reasons": merged})))
+        atomic_write(final / STATE, json.dumps(dict(old, **{**record, "reasons": merged})))
     else:
         tmp = root / f".tmp-{ckpt_name(step)}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -114,7 +105,7 @@ def write_index(root: str | Path) -> None:
         row = {k: c[k] for k in c if k != "config"}
         row["path"] = Path(c["path"]).name
         lines.append(json.dumps(row))
-    atomic_write_text(root / INDEX, "".join(line + "\n" for line in lines))
+    atomic_write(root / INDEX, "".join(line + "\n" for line in lines))
 
 
 def clean_partial(root: str | Path) -> None:
@@ -122,7 +113,7 @@ def clean_partial(root: str | Path) -> None:
     root = Path(root)
     for d in root.glob(".tmp-*"):
         shutil.rmtree(d, ignore_errors=True)
-    for f in [*root.glob(".*.tmp-*"), *root.glob(f"{PREFIX}*/.*.tmp-*")]:  # atomic_write_text's
+    for f in [*root.glob(".*.tmp-*"), *root.glob(f"{PREFIX}*/.*.tmp-*")]:  # atomic_write's
         f.unlink(missing_ok=True)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from anet.errors import AnetError
+from anet.files import atomic_write
 
 
 class ConfigError(AnetError, ValueError):
@@ -284,11 +285,7 @@ def write_config(cfg: Config, directory: str | Path, name: str = "config.yaml") 
     """Write the resolved config into ``directory`` atomically."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    target = d / name
-    tmp = d / f".{name}.tmp"
-    tmp.write_text(dump_yaml(cfg))
-    tmp.replace(target)
-    return target
+    return atomic_write(d / name, dump_yaml(cfg))
 
 
 def from_dict(raw: dict, source: str = "<dict>") -> Config:

@@ -19,7 +19,8 @@ import numpy as np
 from anet import checkpoints, karyotype
 from anet.config import dump_yaml
 from anet.errors import AnetError
-from anet.report import pyplot, save_figure
+from anet.files import atomic_write
+from anet.plotting import pyplot, save_figure
 from anet.runs import build_model, check_fits, open_run
 
 EVAL = "eval.json"
@@ -177,7 +178,7 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
     if karyotype.applies(classes, out["cells"]):
         cell = karyotype.cell_report(out["probs"], out["labels"], out["cells"])
         result["karyotype"] = cell | {"split": split}
-    checkpoints.atomic_write_text(Path(run.dir) / EVAL, json.dumps(result, indent=1) + "\n")
+    atomic_write(Path(run.dir) / EVAL, json.dumps(result, indent=1) + "\n")
     plot_confusion(cm, classes, Path(run.dir) / "confusion.png",
                    title=f"{Path(run.dir).name} {chosen['name']}: {split} confusion")
     plot_errors(out["errors"], classes, Path(run.dir) / "errors.png",

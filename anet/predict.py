@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from anet import checkpoints
 from anet.errors import AnetError
+from anet.files import atomic_write
 from anet.runs import open_chosen
 
 TF_FORMATS = ("JPEG", "PNG", "BMP", "GIF")  # what tf.io.decode_image reads itself
@@ -155,7 +155,7 @@ def export(run_dir: str | Path, out: str | Path, *, ckpt: str | None = None, ove
             "classes": classes, "preprocess": spec.__dict__,
             "signature": "serving_default: images (encoded bytes [N]) -> probabilities, "
                          "class_ids, class_names"}
-    checkpoints.atomic_write_text(tmp / "export.json", json.dumps(info, indent=1) + "\n")
+    atomic_write(tmp / "export.json", json.dumps(info, indent=1) + "\n")
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

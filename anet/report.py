@@ -9,25 +9,8 @@ from pathlib import Path
 
 from anet import checkpoints
 from anet.errors import AnetError
+from anet.plotting import pyplot, save_figure
 from anet.runlog import read_metrics
-
-
-def pyplot():
-    """``matplotlib.pyplot`` on the file-only Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: Path, **savefig) -> Path:
-    """Write ``fig`` to ``path`` via a temp file + rename (readers never see half a PNG); closes it."""
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, **savefig)
-    pyplot().close(fig)
-    return tmp.replace(path)
 
 
 def plot_curves(run_dir: str | Path) -> Path | None:

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from anet import runs
-from anet.checkpoints import atomic_write_text
 from anet.errors import AnetError
-from anet.report import pyplot, save_figure
+from anet.files import atomic_write
+from anet.plotting import pyplot, save_figure
 
 DEFAULT_LAYERS = "conv1,pool1,pool2,pool_last"
 MIN_TILE = 32  # upscale tiny maps (e.g. 2x2) with nearest neighbour to at least this many px
@@ -253,7 +253,7 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
               "files": [str(f) for f in files],
               "smoothness": "1 - E/(4*A*V) per live channel, mean over channels and samples; "
                             "see anet/visualize.py"}
-    atomic_write_text(out / "visualize.json", json.dumps(report, indent=2) + "\n")
+    atomic_write(out / "visualize.json", json.dumps(report, indent=2) + "\n")
     print(f"wrote {len(files)} images and {out / 'visualize.json'}")
     return report
 
@@ -373,9 +373,7 @@ def _input_image(x: np.ndarray) -> np.ndarray:
 def _save_png(img: np.ndarray, path: Path) -> Path:
     from PIL import Image
 
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    Image.fromarray(img).save(tmp)
-    return tmp.replace(path)
+    return atomic_write(path, lambda tmp: Image.fromarray(img).save(tmp))
 
 
 def _label(row: dict) -> str:

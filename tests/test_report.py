@@ -129,7 +129,7 @@ def test_foreign_eval_json(tmp_path, monkeypatch, capsys, doc):
 
 
 def test_save_figure_is_atomic_and_closes(tmp_path):
-    from anet.report import pyplot, save_figure
+    from anet.plotting import pyplot, save_figure
 
     plt = pyplot()
     fig, _ = plt.subplots()

@@ -35,6 +35,7 @@ from anet.data import sources, synthetic
 from anet.data.manifest import load_manifest
 from anet.data.splits import SPLITS, assign_splits, group_ids
 from anet.errors import AnetError
+from anet.files import atomic_write
 
 JPEG_QUALITY = 95
 SHARD_IMAGES = 10000  # at most this many examples per TFRecord shard
@@ -292,9 +293,7 @@ def build(dataset: str, source: str | None, work: Path, *, valid_ratio: float, t
     shards = write_records(work, work / "tmp" / "jpeg.blob", facts, split, raw.channels, seed)
     shutil.rmtree(work / "tmp")
     meta = summarize(raw, facts, split, skipped, shards, seed, (valid_ratio, test_ratio))
-    tmp = work / "dataset.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1) + "\n")
-    tmp.replace(work / "dataset.json")  # last: its presence marks the dataset finished
+    atomic_write(work / "dataset.json", json.dumps(meta, indent=1) + "\n")  # last: marks it done
     return meta
 
 
