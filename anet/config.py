@@ -27,6 +27,7 @@ class ConfigError(AnetError, ValueError):
 
 
 MODELS = ("alexnet", "anetc6", "vgg16")
+INITS = ("he_normal", "glorot_uniform", "alexnet")  # = anet.models.INITS (no TF import here)
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 
@@ -38,7 +39,8 @@ class ModelConfig:
     fc_units: int = 4096  # units of fc1 and fc2
     dropout: float = 0.5  # dropout rate after fc1 and fc2
     weight_decay: float = 0.0005  # L2 penalty on conv/dense kernels
-    batch_norm: bool = False  # VGG16 only: BatchNorm after every conv (beyond the paper)
+    batch_norm: bool = False  # BatchNorm after every conv, before its ReLU (beyond the paper)
+    init: str = "he_normal"  # he_normal | glorot_uniform (Keras' default) | alexnet (N(0,0.01), bias 1)
 
 
 @dataclass(frozen=True)
@@ -222,10 +224,7 @@ def _validate(c: Config, s: str) -> None:
     _check(c.model.fc_units >= 1, s, "model.fc_units", f"must be >= 1, got {c.model.fc_units}")
     _check(0 <= c.model.dropout < 1, s, "model.dropout", f"must be in [0, 1), got {c.model.dropout}")
     _check(c.model.weight_decay >= 0, s, "model.weight_decay", "must be >= 0")
-    _check(
-        not c.model.batch_norm or c.model.name == "vgg16",
-        s, "model.batch_norm", f"is only supported for vgg16, not {c.model.name}",
-    )
+    _one_of(c.model.init, INITS, s, "model.init")
     _check(8 <= c.data.image_size <= 1024, s, "data.image_size",
            f"must be in [8, 1024], got {c.data.image_size}")
     _one_of(c.data.resize, ("stretch", "pad"), s, "data.resize")

@@ -9,7 +9,12 @@ instant.
 
 Conventions:
 - channels-last; conv and dense layers use a fused ReLU (``batch_norm`` puts ``bn`` and a
-  separate ``relu`` layer after a bias-free conv instead);
+  separate ``relu`` layer after every bias-free conv instead, on all three architectures;
+  AlexNet's and ANet-c6's LRN layers stay where they are, after the ReLU);
+- ``init`` (:data:`INITS`, see :func:`initializers`) sets the starting weights: ``he_normal``
+  (the default) for every ReLU layer, ``glorot_uniform`` (Keras' default, what anet used before
+  it had the option) or ``alexnet`` (Krizhevsky et al. 2012: N(0, 0.01) kernels, bias 1 in
+  conv2/4/5 and fc1/fc2, 0 elsewhere);
 - ``width`` multiplies every conv filter count (rounded, at least 1); ``fc_units`` sizes fc1/fc2;
 - ``weight_decay`` is the classic SGD weight decay: ``keras.regularizers.L2(weight_decay / 2)``
   on every conv/dense kernel adds ``weight_decay * w`` to each kernel gradient, as in the
@@ -97,6 +102,10 @@ ARCHITECTURES = {"alexnet": ALEXNET, "anetc6": ANETC6, "vgg16": VGG16}
 INPUT_SIZE = {"alexnet": 227, "anetc6": 227, "vgg16": 224}  # the papers' input sizes
 LRN_ARGS = {"depth_radius": 2, "bias": 2.0, "alpha": 1e-4, "beta": 0.75}  # AlexNet's n=5, k, a, b
 POOL_LAST = "pool_last"
+INITS = ("he_normal", "glorot_uniform", "alexnet")
+# AlexNet's recipe gives these layers bias 1 ("accelerates the early stages of learning by
+# providing the ReLUs with positive inputs"); VGG16 names its convs convB_i, so none match.
+ALEXNET_BIAS_ONE = ("conv2", "conv4", "conv5", "fc1", "fc2")
 
 
 class Row(NamedTuple):
@@ -207,14 +216,34 @@ def count_params(name: str, input_shape, num_classes: int, **options) -> int:
 # --------------------------------------------------------------------------- building
 
 
+def initializers(init: str, row: Row) -> dict:
+    """Keras ``kernel_initializer``/``bias_initializer`` arguments of a conv or fc row.
+
+    ``he_normal`` and ``glorot_uniform`` give every ReLU layer that kernel initializer; the
+    softmax layer fc3 keeps Glorot-uniform under both (He's variance argument is about ReLU).
+    ``alexnet`` is the 2012 recipe for every layer. Biases are zero except the recipe's ones.
+    """
+    if init not in INITS:
+        raise AnetError(f"unknown model.init {init!r} (known: {', '.join(INITS)})")
+    if init == "alexnet":
+        kernel = {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 0.01}}
+        bias = 1.0 if row.name in ALEXNET_BIAS_ONE else 0.0
+        return {"kernel_initializer": kernel,
+                "bias_initializer": {"class_name": "Constant", "config": {"value": bias}}}
+    relu = row.args.get("activation") != "softmax"
+    return {"kernel_initializer": init if relu else "glorot_uniform",
+            "bias_initializer": "zeros"}
+
+
 def build(name: str, input_shape, num_classes: int, *, width: float = 1.0,
           fc_units: int = 4096, dropout: float = 0.5, weight_decay: float = 0.0,
-          batch_norm: bool = False):
+          batch_norm: bool = False, init: str = "he_normal"):
     """Build architecture ``name`` as a Keras functional model named ``name``.
 
     Args:
         input_shape: ``(height, width, channels)``, channels-last.
         num_classes: units of fc3 (float32 softmax).
+        init: one of :data:`INITS` (see :func:`initializers`).
     Returns:
         An uncompiled ``keras.Model``; every layer is named as in :func:`layer_table`.
     """
@@ -227,14 +256,20 @@ def build(name: str, input_shape, num_classes: int, *, width: float = 1.0,
     def reg():
         return keras.regularizers.L2(weight_decay / 2) if weight_decay > 0 else None
 
+    def weights(row):  # fresh initializer objects per layer (Keras seeds each one anew)
+        args = {k: keras.initializers.get(v) for k, v in initializers(init, row).items()}
+        if not row.args.get("use_bias", True):
+            del args["bias_initializer"]
+        return {**args, "kernel_regularizer": reg()}
+
     make = {
-        "conv": lambda r: keras.layers.Conv2D(**r.args, kernel_regularizer=reg(), name=r.name),
+        "conv": lambda r: keras.layers.Conv2D(**r.args, **weights(r), name=r.name),
         "bn": lambda r: keras.layers.BatchNormalization(name=r.name),
         "relu": lambda r: keras.layers.ReLU(name=r.name),
         "lrn": lambda r: LocalResponseNormalization(**r.args, name=r.name),
         "pool": lambda r: keras.layers.MaxPooling2D(**r.args, name=r.name),
         "flatten": lambda r: keras.layers.Flatten(name=r.name),
-        "fc": lambda r: keras.layers.Dense(**r.args, kernel_regularizer=reg(), name=r.name),
+        "fc": lambda r: keras.layers.Dense(**r.args, **weights(r), name=r.name),
         "dropout": lambda r: keras.layers.Dropout(**r.args, name=r.name),
     }
     inputs = x = keras.Input(shape=rows[0].shape, name="input")
@@ -252,7 +287,7 @@ def build_from_config(model_cfg, image_size: int, channels: int, num_classes: in
 def _options(model_cfg) -> dict:
     return {"width": model_cfg.width, "fc_units": model_cfg.fc_units,
             "dropout": model_cfg.dropout, "weight_decay": model_cfg.weight_decay,
-            "batch_norm": model_cfg.batch_norm}
+            "batch_norm": model_cfg.batch_norm, "init": model_cfg.init}
 
 
 def layer_names(model) -> list[str]:
@@ -321,7 +356,7 @@ def config_summary(cfg) -> str:
     rows = layer_table(m.name, (size, size, channels), num_classes, **_options(m))
     head = (f"{cfg.name}: {m.name}, input {size}x{size}x{channels}, {num_classes} classes "
             f"({source}); width {m.width}, fc_units {m.fc_units}, dropout {m.dropout}, "
-            f"weight_decay {m.weight_decay}, batch_norm {str(m.batch_norm).lower()}")
+            f"weight_decay {m.weight_decay}, batch_norm {str(m.batch_norm).lower()}, init {m.init}")
     return head + "\n" + format_table(rows)
 
 

@@ -131,12 +131,12 @@ def noise_smoothness(height: int, width: int) -> float | None:
 
 
 def layer_alias(model, name: str) -> str:
-    """Paper names on every model: ``convN`` is VGG16's first conv of block N (``convN_1``, or
-    its ``reluN_1`` with batch_norm so it is a ReLU output like ANet-c6's fused conv1)."""
+    """Paper names on every model: ``convN`` is a ReLU output like plain ANet-c6's fused conv1:
+    with batch_norm the layer ``reluN`` (``reluN_1`` on VGG16), on VGG16 ``convN_1``."""
     names = {layer.name for layer in model.layers}
-    if name in names or not re.fullmatch(r"conv\d+", name):
+    if not re.fullmatch(r"conv\d+", name):
         return name
-    for candidate in (f"relu{name[4:]}_1", f"{name}_1"):
+    for candidate in (f"relu{name[4:]}", name, f"relu{name[4:]}_1", f"{name}_1"):
         if candidate in names:
             return candidate
     return name

@@ -55,7 +55,7 @@ def test_round_trip_through_dict_and_file(tmp_path):
         ("model:\n  name: resnet\n", [], "model.name must be one of alexnet, anetc6, vgg16"),
         ("model:\n  name: alexnt\n", [], "did you mean 'alexnet'?"),
         ("model:\n  dropout: 1.5\n", [], "model.dropout must be in [0, 1), got 1.5"),
-        ("model:\n  batch_norm: true\n", [], "model.batch_norm is only supported for vgg16"),
+        ("model:\n  init: xavier\n", [], "model.init must be one of he_normal, glorot_uniform"),
         ("schedule:\n  levels: [0.5, 0.1, 0.2, 0.3]\n", [], "schedule.levels must be ascending"),
         ("schedule:\n  lrs: [0.1]\n", [], "must have as many entries as schedule.levels (4)"),
         ("schedule:\n  levels: 0.5\n", [], "schedule.levels must be a list"),

@@ -36,7 +36,11 @@ FULL = {"alexnet": (227, 227, 3), "anetc6": (227, 227, 3), "vgg16": (224, 224, 3
 #   fc2 16,781,312; fc3 4,097,000; total 138,357,544.
 #   With batch_norm the 4,224 conv biases go and each conv gets 4*filters BN weights
 #   (gamma, beta, moving mean, moving variance): 138,357,544 - 4,224 + 16,896 = 138,370,216.
+#   AlexNet with batch_norm: conv biases 96+256+384+384+256 = 1,376 go, BN adds 4*1,376 = 5,504:
+#   62,378,344 - 1,376 + 5,504 = 62,382,472. ANet-c6 also conv6 (256): biases 1,632, BN 6,528:
+#   29,413,992 - 1,632 + 6,528 = 29,418,888.
 HAND_PARAMS = {"alexnet": 62_378_344, "anetc6": 29_413_992, "vgg16": 138_357_544}
+HAND_PARAMS_BN = {"alexnet": 62_382_472, "anetc6": 29_418_888, "vgg16": 138_370_216}
 
 
 @pytest.mark.parametrize("name", list(models.ARCHITECTURES))
@@ -46,6 +50,60 @@ def test_full_size_parameter_counts_match_hand_count(name):
     assert models.count_params(name, FULL[name], 1000) == HAND_PARAMS[name]
     assert model.input_shape == (None, *FULL[name])
     assert model.output_shape == (None, 1000)
+
+
+@pytest.mark.parametrize("name", list(models.ARCHITECTURES))
+def test_batch_norm_on_every_architecture_keeps_counts_exact(name):
+    assert models.count_params(name, FULL[name], 1000, batch_norm=True) == HAND_PARAMS_BN[name]
+    # BN, ReLU and the dropped biases cost no counted FLOPs: the same total as without BN.
+    assert models.forward_flops(name, FULL[name], 1000, batch_norm=True) == \
+        models.forward_flops(name, FULL[name], 1000)
+    size = models.smallest_input_size(name)
+    model = models.build(name, (size, size, 1), 10, batch_norm=True, **TINY)
+    assert model.count_params() == models.count_params(name, (size, size, 1), 10,
+                                                       batch_norm=True, **TINY)
+    rows = models.layer_table(name, (size, size, 1), 10, batch_norm=True, **TINY)
+    assert [lay.name for lay in model.layers] == [r.name for r in rows]
+    first = "1" if name != "vgg16" else "1_1"
+    order = [r.name for r in rows]
+    # conv (no bias) -> bn -> relu, and the LRN of AlexNet/ANet-c6 after the ReLU.
+    i = order.index(f"conv{first}")
+    assert order[i:i + 3] == [f"conv{first}", f"bn{first}", f"relu{first}"]
+    assert not model.get_layer(f"conv{first}").use_bias
+    if name != "vgg16":
+        assert order[i + 3] == "lrn1"
+
+
+def _kernel(model, layer):
+    return model.get_layer(layer).kernel.numpy()
+
+
+def test_init_he_normal_is_default_and_glorot_reproduces_keras():
+    keras.utils.set_random_seed(0)
+    he = models.build("anetc6", (67, 67, 1), 10, width=0.25, fc_units=64)
+    keras.utils.set_random_seed(0)
+    gl = models.build("anetc6", (67, 67, 1), 10, width=0.25, fc_units=64, init="glorot_uniform")
+    # conv2: 5*5*24 fan-in, 64 fan-out. He normal: std sqrt(2/fan_in) (Keras widens the
+    # truncated normal so the std is exact); Glorot uniform: limit sqrt(6/(fan_in+fan_out)).
+    k_he, k_gl = _kernel(he, "conv2"), _kernel(gl, "conv2")
+    fan_in, fan_out = 5 * 5 * 24, 5 * 5 * 64
+    assert abs(k_he.std() / np.sqrt(2 / fan_in) - 1) < 0.05
+    assert abs(np.abs(k_gl).max() / np.sqrt(6 / (fan_in + fan_out)) - 1) < 0.01
+    # The softmax layer keeps Glorot uniform under he_normal; every bias starts at zero.
+    assert abs(np.abs(_kernel(he, "fc3")).max() / np.sqrt(6 / (64 + 10)) - 1) < 0.05
+    assert all(not np.any(lay.bias.numpy()) for lay in he.layers
+               if isinstance(lay, (keras.layers.Conv2D, keras.layers.Dense)))
+
+
+def test_init_alexnet_recipe():
+    model = models.build("alexnet", (67, 67, 1), 10, width=0.25, fc_units=64, init="alexnet")
+    biases = {lay.name: set(lay.bias.numpy().tolist()) for lay in model.layers
+              if isinstance(lay, (keras.layers.Conv2D, keras.layers.Dense))}
+    assert biases == {"conv1": {0.0}, "conv2": {1.0}, "conv3": {0.0}, "conv4": {1.0},
+                      "conv5": {1.0}, "fc1": {1.0}, "fc2": {1.0}, "fc3": {0.0}}
+    assert abs(_kernel(model, "fc1").std() - 0.01) < 0.001
+    with pytest.raises(AnetError, match="unknown model.init 'xavier'"):
+        models.build("alexnet", (67, 67, 1), 10, init="xavier", **TINY)
 
 
 def test_vgg16_batch_norm_parameter_count():
