@@ -5,7 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from anet.checkpoints import atomic_write_text
+
 METRICS = "metrics.jsonl"
+
+
+def _ends_clean(path: Path) -> bool:
+    """False when the last line was torn by a kill (appending to it would glue two rows)."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -28,8 +40,12 @@ class MetricsLog:
     def __init__(self, run_dir: str | Path, resume_step: int = 0):
         self.path = Path(run_dir) / METRICS
         # Rows logged after the checkpoint we resume from describe training that is redone.
-        kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= resume_step]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        # Trimmed by temp file + rename (never truncate-then-write: a kill then would leave an
+        # empty history); a history with nothing to trim is not rewritten at all.
+        rows = read_metrics(run_dir)
+        kept = [r for r in rows if r.get("step", 0) <= resume_step]
+        if len(kept) < len(rows) or (self.path.is_file() and not _ends_clean(self.path)):
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         import tensorflow as tf  # here, so reading metrics (anet report) never loads TF
 
         self.tf = tf

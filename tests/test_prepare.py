@@ -253,7 +253,7 @@ def test_leftover_partial_removed_and_foreign_dir_kept(tmp_path, capsys):
     (out / "mine.txt").write_text("user data")
     args = ["prepare", "--dataset", "mnist", "--source", src, "--out", out, "--workers", "1"]
     code, _, err = run_cli(args, capsys)
-    assert code == 2 and f"error: {out} exists and is not a finished dataset" in err
+    assert code == 2 and f"error: --out {out} is a folder anet did not make" in err
     assert not dead.exists() and (out / "mine.txt").exists()
 
 

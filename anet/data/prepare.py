@@ -5,7 +5,8 @@ Step one decodes every raw image in worker processes and writes ``jpg/<class>/<n
 facts (size, pixel hash, pixel sums). The parent then splits, computes train mean/std and
 wraps the JPGs into ``{train,valid,test}-0000k-of-0000n.tfrecord``. Everything is built in
 ``<out>.partial-<pid>`` and renamed to ``<out>`` once ``dataset.json`` is written, so an
-interrupted run never leaves a dataset that looks finished.
+interrupted run never leaves a dataset that looks finished; ``outdir`` says which folders
+``--out`` may replace and repairs an interrupted swap.
 
 Identical images (same decoded pixels) are kept, but always land in the same split, so no
 pixel content is shared between train, valid and test (``duplicates`` counts them).
@@ -31,7 +32,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from anet.data import sources, synthetic
+from anet.data import outdir, sources, synthetic
 from anet.data.manifest import load_manifest
 from anet.data.splits import SPLITS, assign_splits, group_ids
 from anet.errors import AnetError
@@ -233,30 +234,6 @@ def table1(meta: dict) -> str:
 # --------------------------------------------------------------------------- the command
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        pass
-    return True
-
-
-def clean_leftovers(out: Path) -> None:
-    """Remove ``<out>.partial-<pid>`` / ``<out>.old-<pid>`` dirs of runs that are gone."""
-    if not out.parent.is_dir():
-        return
-    for p in out.parent.iterdir():
-        for tag in (".partial-", ".old-"):
-            prefix = out.name + tag
-            if p.name.startswith(prefix) and p.name[len(prefix):].isdigit():
-                pid = int(p.name[len(prefix):])
-                if pid == os.getpid() or not _alive(pid):
-                    print(f"removing leftover {p} of an interrupted run", file=sys.stderr)
-                    shutil.rmtree(p, ignore_errors=True)
-
-
 def _open_raw(dataset: str, source: str | None, work: Path, seed: int, cells: int,
               imap) -> sources.RawDataset:
     if dataset in ("mnist", "fashion-mnist"):
@@ -309,27 +286,20 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
         raise AnetError(f"--valid-ratio {valid_ratio} and --test-ratio {test_ratio} must be in "
                         "[0, 1) and sum to less than 1")
     out_dir = Path(out or f"data/{dataset}")
-    clean_leftovers(out_dir)
+    outdir.recover(out_dir)
+    outdir.check_out(out_dir, source, force)
     finished = out_dir / "dataset.json"
     if finished.is_file() and not force:
         meta = load_manifest(out_dir)
         print(f"{out_dir} already holds a finished dataset (use --force to rebuild)")
         print(table1(meta))
         return meta
-    if out_dir.exists() and not force and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise AnetError(f"{out_dir} exists and is not a finished dataset; use --force to replace it")
     work = out_dir.parent / f"{out_dir.name}.partial-{os.getpid()}"
     work.mkdir(parents=True)
     try:
         meta = build(dataset, source, work, valid_ratio=valid_ratio, test_ratio=test_ratio,
                      seed=seed, cells=cells, workers=workers or os.cpu_count() or 1)
-        if out_dir.exists():
-            old = out_dir.parent / f"{out_dir.name}.old-{os.getpid()}"
-            out_dir.rename(old)
-            work.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            work.rename(out_dir)
+        outdir.swap_in(work, out_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -1,0 +1,136 @@
+"""Where ``anet prepare`` may write, and how a new dataset replaces an old one without loss.
+
+Rules (a user's data is never deleted):
+
+* ``--out`` must not be, contain or lie inside ``--source`` (a folder, or a manifest/archive
+  file: then ``--out`` must not be it or contain it).
+* ``--force`` replaces only an anet dataset: a folder holding nothing but what prepare writes
+  (``dataset.json``, ``jpg/``, ``raw/``, TFRecord shards), or an empty folder.
+* The new dataset is built in ``<out>.partial-<pid>`` and swapped in by two renames
+  (``out -> out.old-<pid>``, ``partial -> out``). A kill can stop between them; the next
+  prepare first repairs that (:func:`recover`): a finished partial or old copy is moved back to
+  a missing ``out``, an old copy is deleted only once ``out`` is a finished dataset, and a
+  finished partial is never deleted as debris.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from anet.errors import AnetError
+
+MANIFEST = "dataset.json"
+# Top-level entries prepare itself writes into a dataset folder.
+ANET_ENTRIES = {MANIFEST, "dataset.json.tmp", "jpg", "raw", "tmp"}
+SHARD = re.compile(r"(train|valid|test)-\d{5}-of-\d{5}\.tfrecord$")
+LEFTOVER = re.compile(r"\.(partial|old)-(\d+)$")
+
+
+def is_finished(folder: Path) -> bool:
+    """True when ``folder`` holds a complete anet dataset (its dataset.json was written last)."""
+    try:
+        meta = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "shards" in meta and "classes" in meta
+
+
+def _foreign_entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()
+                  if p.name not in ANET_ENTRIES and not SHARD.match(p.name))
+
+
+def replaceable(folder: Path) -> bool:
+    """An empty folder, or one holding only a finished anet dataset or the leftovers of one."""
+    if not folder.is_dir():
+        return False
+    names = [p.name for p in folder.iterdir()]
+    if not names:
+        return True
+    if _foreign_entries(folder):
+        return False
+    return is_finished(folder) or any(SHARD.match(n) for n in names) or "tmp" in names
+
+
+def check_out(out: Path, source: str | None, force: bool) -> None:
+    """Refuse an ``--out`` that would overwrite raw data or a folder anet did not make."""
+    root = Path(source).resolve() if source is not None else None
+    target = out.resolve()
+    if root is not None and (target == root or root in target.parents or target in root.parents):
+        where = ("is" if target == root else "lies inside" if root in target.parents else "contains")
+        raise AnetError(f"--out {out} {where} --source {source}; pick an --out outside the raw "
+                        "data (prepare never writes into its source)")
+    if out.exists() and not out.is_dir():
+        raise AnetError(f"--out {out} is a file, not a folder; pick another --out")
+    if out.is_dir() and not replaceable(out):
+        shown = ", ".join(_foreign_entries(out)[:3]) or "files"
+        raise AnetError(f"--out {out} is a folder anet did not make (it holds {shown}); pick "
+                        "another --out (--force only replaces a dataset made by anet prepare)")
+    if out.is_dir() and not force and not is_finished(out) and any(out.iterdir()):
+        raise AnetError(f"--out {out} holds an unfinished anet dataset; re-run with --force to "
+                        "rebuild it")
+
+
+def _leftovers(out: Path) -> list[tuple[str, Path]]:
+    """``(kind, path)`` of ``<out>.partial-<pid>`` / ``<out>.old-<pid>`` folders, oldest first."""
+    if not out.parent.is_dir():
+        return []
+    found = []
+    for p in out.parent.iterdir():
+        m = LEFTOVER.search(p.name)
+        if m and p.name[: m.start()] == out.name and p.is_dir():
+            found.append((m.group(1), p))
+    return sorted(found, key=lambda kp: kp[1].stat().st_mtime)
+
+
+def recover(out: Path) -> None:
+    """Repair what an interrupted prepare left beside ``out`` (call while holding its lock).
+
+    A missing ``out`` gets the newest finished partial (the swap that was cut short), else
+    the newest finished old copy. Then unfinished leftovers are removed; an old copy only
+    once ``out`` is finished; a finished partial is kept, with a notice.
+    """
+    found = _leftovers(out)
+    if not out.exists():
+        for kind in ("partial", "old"):
+            done = [p for k, p in found if k == kind and is_finished(p)]
+            if done:
+                done[-1].rename(out)
+                print(f"notice: restored {out} from {done[-1].name} (left by an interrupted "
+                      "prepare)", file=sys.stderr)
+                break
+    out_done = is_finished(out)
+    for kind, p in found:
+        if not p.exists():
+            continue
+        if is_finished(p) and (kind == "partial" or not out_done):
+            print(f"notice: keeping {p}: a finished dataset left by an interrupted prepare "
+                  "(rename it to use it, or delete it)", file=sys.stderr)
+            continue
+        print(f"removing leftover {p} of an interrupted run", file=sys.stderr)
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def swap_in(work: Path, out: Path) -> None:
+    """Move the finished dataset ``work`` to ``out``, replacing an existing one.
+
+    The old ``out`` is parked as ``<out>.old-<pid>`` and deleted only after ``work`` is in
+    place; an error between the two renames moves it back.
+    """
+    if not out.exists():
+        work.rename(out)
+        return
+    old = out.parent / f"{out.name}.old-{os.getpid()}"
+    out.rename(old)
+    try:
+        work.rename(out)
+    except BaseException:
+        if not out.exists():
+            old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
