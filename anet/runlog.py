@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from anet.checkpoints import atomic_write_text
+from anet.files import atomic_write
 
 METRICS = "metrics.jsonl"
 
@@ -45,7 +45,7 @@ class MetricsLog:
         rows = read_metrics(run_dir)
         kept = [r for r in rows if r.get("step", 0) <= resume_step]
         if len(kept) < len(rows) or (self.path.is_file() and not _ends_clean(self.path)):
-            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+            atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         import tensorflow as tf  # here, so reading metrics (anet report) never loads TF
 
         self.tf = tf

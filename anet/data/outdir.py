@@ -26,8 +26,9 @@ from anet.errors import AnetError
 
 MANIFEST = "dataset.json"
 # Top-level entries prepare itself writes into a dataset folder.
-ANET_ENTRIES = {MANIFEST, "dataset.json.tmp", "jpg", "raw", "tmp"}
+ANET_ENTRIES = {MANIFEST, "jpg", "raw", "tmp"}
 SHARD = re.compile(r"(train|valid|test)-\d{5}-of-\d{5}\.tfrecord$")
+TEMP = re.compile(r"\..*\.tmp-\d+")  # files.atomic_write's temp files
 LEFTOVER = re.compile(r"\.(partial|old)-(\d+)$")
 
 
@@ -42,7 +43,7 @@ def is_finished(folder: Path) -> bool:
 
 def _foreign_entries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()
-                  if p.name not in ANET_ENTRIES and not SHARD.match(p.name))
+                  if p.name not in ANET_ENTRIES and not SHARD.match(p.name) and not TEMP.match(p.name))
 
 
 def replaceable(folder: Path) -> bool:
