@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from anet import checkpoints, schedule
+from anet import checkpoints, lock, schedule
 from anet.config import Config, to_dict, write_config
 from anet.data import pipeline
 from anet.errors import AnetError
@@ -171,14 +171,22 @@ def _finished(state: dict, cfg: Config) -> str:
 
 
 def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
-    """Train (or resume) one experiment in ``run_dir``; returns the final checkpoint state."""
+    """Train (or resume) one experiment in ``run_dir``; returns the final checkpoint state.
+
+    The run directory is locked for the whole run: a second ``anet train`` on it is refused.
+    """
     run_dir = Path(run_dir or default_run_dir(cfg))
+    if cfg.train.distribute == "multi_worker" and (worker := worker_index()) > 0:
+        run_dir = run_dir / f"worker-{worker}"  # only the chief writes the run itself
+    with lock.hold(run_dir / lock.LOCK, run_dir):
+        return _train(cfg, run_dir)
+
+
+def _train(cfg: Config, run_dir: Path) -> dict:
     manifest = pipeline.load_manifest(cfg.data.dir)
     setup(cfg)
     strategy = make_strategy(cfg.train.distribute)
     distributed = cfg.train.distribute != "none"
-    if cfg.train.distribute == "multi_worker" and (worker := worker_index()) > 0:
-        run_dir = run_dir / f"worker-{worker}"  # only the chief writes the run itself
     ckpt_root = run_dir / "checkpoints"
     checkpoints.clean_partial(ckpt_root)
     resume = checkpoints.latest(ckpt_root)

@@ -32,6 +32,11 @@ TEMP = re.compile(r"\..*\.tmp-\d+")  # files.atomic_write's temp files
 LEFTOVER = re.compile(r"\.(partial|old)-(\d+)$")
 
 
+def lock_file(out: Path) -> Path:
+    """The lock guarding ``out`` (beside it: ``out`` itself is renamed and replaced)."""
+    return out.parent / f".{out.name}.anet.lock"
+
+
 def is_finished(folder: Path) -> bool:
     """True when ``folder`` holds a complete anet dataset (its dataset.json was written last)."""
     try:
@@ -58,14 +63,20 @@ def replaceable(folder: Path) -> bool:
     return is_finished(folder) or any(SHARD.match(n) for n in names) or "tmp" in names
 
 
-def check_out(out: Path, source: str | None, force: bool) -> None:
-    """Refuse an ``--out`` that would overwrite raw data or a folder anet did not make."""
-    root = Path(source).resolve() if source is not None else None
-    target = out.resolve()
-    if root is not None and (target == root or root in target.parents or target in root.parents):
+def check_source(out: Path, source: str | None) -> None:
+    """Refuse an ``--out`` that is, contains or lies inside ``--source``."""
+    if source is None:
+        return
+    root, target = Path(source).resolve(), out.resolve()
+    if target == root or root in target.parents or target in root.parents:
         where = ("is" if target == root else "lies inside" if root in target.parents else "contains")
         raise AnetError(f"--out {out} {where} --source {source}; pick an --out outside the raw "
                         "data (prepare never writes into its source)")
+
+
+def check_out(out: Path, source: str | None, force: bool) -> None:
+    """Refuse an ``--out`` that would overwrite raw data or a folder anet did not make."""
+    check_source(out, source)
     if out.exists() and not out.is_dir():
         raise AnetError(f"--out {out} is a file, not a folder; pick another --out")
     if out.is_dir() and not replaceable(out):

@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from anet import lock
 from anet.data import outdir, sources, synthetic
 from anet.data.manifest import load_manifest
 from anet.data.splits import SPLITS, assign_splits, group_ids
@@ -286,24 +287,27 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
         raise AnetError(f"--valid-ratio {valid_ratio} and --test-ratio {test_ratio} must be in "
                         "[0, 1) and sum to less than 1")
     out_dir = Path(out or f"data/{dataset}")
-    outdir.recover(out_dir)
-    outdir.check_out(out_dir, source, force)
-    finished = out_dir / "dataset.json"
-    if finished.is_file() and not force:
-        meta = load_manifest(out_dir)
-        print(f"{out_dir} already holds a finished dataset (use --force to rebuild)")
+    outdir.check_source(out_dir, source)  # before the lock file is made beside --out
+    # One prepare per --out: the lock covers the repair, the checks, the build and the swap.
+    with lock.hold(outdir.lock_file(out_dir), out_dir):
+        outdir.recover(out_dir)
+        outdir.check_out(out_dir, source, force)
+        finished = out_dir / "dataset.json"
+        if finished.is_file() and not force:
+            meta = load_manifest(out_dir)
+            print(f"{out_dir} already holds a finished dataset (use --force to rebuild)")
+            print(table1(meta))
+            return meta
+        work = out_dir.parent / f"{out_dir.name}.partial-{os.getpid()}"
+        work.mkdir(parents=True)
+        try:
+            meta = build(dataset, source, work, valid_ratio=valid_ratio, test_ratio=test_ratio,
+                         seed=seed, cells=cells, workers=workers or os.cpu_count() or 1)
+            outdir.swap_in(work, out_dir)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        if meta["skipped"]:
+            print(f"skipped {len(meta['skipped'])} files (listed in {finished})", file=sys.stderr)
         print(table1(meta))
         return meta
-    work = out_dir.parent / f"{out_dir.name}.partial-{os.getpid()}"
-    work.mkdir(parents=True)
-    try:
-        meta = build(dataset, source, work, valid_ratio=valid_ratio, test_ratio=test_ratio,
-                     seed=seed, cells=cells, workers=workers or os.cpu_count() or 1)
-        outdir.swap_in(work, out_dir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    if meta["skipped"]:
-        print(f"skipped {len(meta['skipped'])} files (listed in {finished})", file=sys.stderr)
-    print(table1(meta))
-    return meta
