@@ -1,132 +1,222 @@
-"""Synthetic karyotypes: TIFs of single chromosomes as a karyotyping lab's export writes them.
+"""Synthetic karyotypes drawn from the human G-band ideograms, as a lab's export writes them.
 
-24 classes (1..22, X, Y). Each class has a fixed relative length, centromere position and
-banding pattern (drawn from a per-class seed, identical for every run); each cell has its own
-condensation (scale), stain contrast and blur, so length alone is ambiguous between
-neighbouring classes while banding and centromere still separate them. Per chromosome:
-width, slight bend, rotation, band jitter and noise. Output: ``<raw>/<cell>/<name>.tif``
-(8-bit grayscale, about 2% 16-bit and 5% deflate-compressed to exercise those reader paths)
-plus ``<raw>/manifest.csv`` with ``path,label,cell`` — the real karyotype input format.
+Every chromosome is drawn from its ISCN ideogram (``anet.data.ideogram``): its length is
+proportional to its ISCN length, its centromere constriction sits at the ``acen`` bands, its
+G-band profile follows each band's stain and density, ``gvar`` heterochromatin varies in
+size between individuals and homologs, and the acrocentrics carry stalks and satellites.
+
+Per cell: a band resolution between 400 and 850 (the two nearest tables blended; longer
+chromosomes with finer bands), condensation, stain contrast, blur, noise and illumination.
+Per chromosome: polarity (p-arm up or down) and rotation (both recorded), bend, sister-
+chromatid separation, small homolog differences, now and then a neighbour's fragment or debris
+at the crop's edge. Abnormal cells come from ``anet.data.iscn``.
+
+Output: ``<raw>/<cell>/<cell>-<class>-<k>.tif`` (8-bit grayscale; about 3% 16-bit and 5%
+deflate-compressed) and ``<raw>/manifest.csv`` with ``path,label,cell,polarity,rotation,
+karyotype`` (polarity ``up``/``down`` = p-arm; rotation in degrees counter-clockwise from
+upright; karyotype: the cell's ISCN). Files depend only on (seed, cell index).
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
+from anet.data import ideogram, iscn
+from anet.data.ideogram import KINDS
 from anet.data.sources import KARYOTYPE_CLASSES as CLASSES
 
-# Approximate human chromosome lengths in Mb, made strictly decreasing over 1..22 (in reality
-# 21 is slightly shorter than 22); X sits next to 7, Y among the smallest.
-LENGTH_MB = (248, 242, 198, 190, 181, 171, 159, 145, 138, 134, 133, 131, 114, 107, 102, 90, 83,
-             80, 64, 62, 48, 46, 156, 52)
-# Centromere index (short arm / total length): metacentric ~0.5, acrocentric (13-15, 21, 22) ~0.2.
-CENTROMERE = (0.48, 0.39, 0.47, 0.29, 0.29, 0.39, 0.39, 0.34, 0.35, 0.32, 0.40, 0.30, 0.17, 0.18,
-              0.19, 0.41, 0.34, 0.31, 0.47, 0.45, 0.22, 0.25, 0.40, 0.30)
-CLASS_SEED = 1234  # fixed: the classes are the same for every --seed
-MIN_SIZE = (57, 45)  # (h, w) canvas floor, like the export tool's smallest crops
+MIN_SIZE = (57, 45)  # (h, w) crop floor and ceiling, like the paper's Table 1 sizes
 MAX_SIZE = (198, 96)
+PX_PER_ISCN = 118.0 / 15100  # chromosome 1 is ~118 px long at 400 bands, unit condensation
+MANIFEST_COLUMNS = ("path", "label", "cell", "polarity", "rotation", "karyotype")
+POLARITY = ("up", "down")  # p-arm up / p-arm down
 
 
-def class_lengths() -> np.ndarray:
-    """Chromosome length in pixels at unit cell scale, per class (longest ~165, shortest ~54)."""
-    mb = np.asarray(LENGTH_MB, float)
-    return 55.0 + 110.0 * (mb - 48.0) / (248.0 - 48.0)
+@dataclass(frozen=True)
+class CellStyle:
+    """What one cell's spread, staining and imaging look like."""
+
+    resolution: float  # bands per haploid set, 400..850
+    scale: float  # pixels per ISCN unit
+    half_width: float  # one chromatid's half-width, px
+    contrast: float  # ink scale: dark bands reach about background - 200 * contrast
+    base: float  # darkness of a light (gneg) band relative to the darkest
+    blur: float  # gaussian sigma, px
+    band_blur: float  # extra smoothing of the band profile along the chromosome, px
+    noise: float  # gaussian noise sigma, grey levels
+    background: float  # grey level of the slide
+    illumination: float  # grey-level range of uneven illumination across a crop
+    separation: float  # typical sister-chromatid gap, in chromatid half-widths
 
 
-@functools.cache
-def class_bands(label: int) -> np.ndarray:
-    """Fixed banding pattern of one class: rows of (position in [0, 1], width, darkness)."""
-    rng = np.random.default_rng([CLASS_SEED, label])
-    n = int(4 + 14 * LENGTH_MB[label] / 248)
-    pos = np.sort(rng.uniform(0.04, 0.96, n))
-    return np.stack([pos, rng.uniform(0.012, 0.04, n), rng.uniform(0.35, 1.0, n)], axis=1)
+def draw_style(rng: np.random.Generator) -> CellStyle:
+    """A random cell style: mostly metaphase (400-550 bands), some prometaphase (up to 850)."""
+    resolution = 400 + 450 * rng.beta(1.3, 2.2)
+    stretch = (resolution / 400) ** 0.5  # finer bands come with longer, thinner chromosomes
+    condensation = float(np.exp(rng.normal(0, 0.07)))
+    scale = PX_PER_ISCN * stretch * condensation
+    scale = min(scale, (MAX_SIZE[0] - 10) / 15100 / 1.06)  # chromosome 1 still fits the crop
+    return CellStyle(
+        resolution=resolution, scale=scale,
+        half_width=rng.uniform(4.4, 5.4) / stretch ** 0.4,
+        contrast=rng.uniform(0.75, 1.0), base=rng.uniform(0.3, 0.45),
+        blur=rng.uniform(0.6, 1.5), band_blur=rng.uniform(0.4, 1.2) * (400 / resolution) ** 0.5,
+        noise=rng.uniform(2.0, 7.0), background=rng.uniform(215, 245),
+        illumination=rng.uniform(0, 25), separation=rng.uniform(0.0, 0.5))
 
 
-def cell_karyotype(rng: np.random.Generator, abnormal: float) -> list[int]:
-    """Labels of one cell: 2 of each autosome + XX or XY; a fraction ``abnormal`` of cells
-    are X0 (45), XXY (47) or trisomy 21 (47)."""
-    labels = [c for c in range(22) for _ in range(2)]
-    sex = [22, 22] if rng.random() < 0.5 else [22, 23]
-    if rng.random() < abnormal:
-        kind = rng.integers(3)
-        if kind == 0:
-            sex = [22]  # Turner, 45,X
-        elif kind == 1:
-            sex = [22, 22, 23]  # Klinefelter, 47,XXY
-        else:
-            labels.append(20)  # Down, 47,+21
-    return labels + sex
+def _band_profiles(chrom: iscn.Chromosome, style: CellStyle, length: float,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
+    """Darkness and width factor at 4 samples per pixel along the chromosome, and the
+    centromere's fractional position. The homolog's own gvar size and band jitter go in here."""
+    pieces = ideogram.with_gvar(chrom.pieces, float(np.exp(rng.normal(0, 0.3))))
+    n = max(16, int(4 * length))
+    dark, kind, cen = ideogram.profile(pieces, ideogram.blend(style.resolution), n)
+    dark = dark * (1 + 0.12 * gaussian_filter1d(rng.normal(0, 1, n), 6, mode="nearest"))
+    dark = gaussian_filter1d(dark, 4 * style.band_blur + 0.5, mode="nearest")
+    width = np.ones(n)
+    width[kind == KINDS["acen"]] = 0.55
+    width[kind == KINDS["stalk"]] = 0.28
+    width = gaussian_filter1d(width, 4 * 0.9, mode="nearest")
+    return np.clip(dark, 0, 1), width, cen
 
 
-def render(label: int, scale: float, contrast: float, blur: float,
-           rng: np.random.Generator) -> np.ndarray:
-    """Draw one chromosome of class ``label`` as a uint8 image (dark bands, light background)."""
-    length = class_lengths()[label] * scale * rng.normal(1.0, 0.03)
-    half_w = rng.uniform(6.5, 9.0) * scale ** 0.5
-    bend = rng.normal(0.0, 0.04) * length
-    angle = rng.uniform(-1, 1) * np.radians(18)
-    margin = rng.uniform(3, 6)
-    for _ in range(6):  # shrink the rotation until the crop fits the export's largest size
-        c, s = abs(np.cos(angle)), abs(np.sin(angle))
-        h = length * c + 2 * half_w * s + abs(bend) * s + 2 * margin
-        w = length * s + 2 * half_w * c + abs(bend) * c + 2 * margin
+def _pose(rng: np.random.Generator, length: float, across: float) -> tuple[float, float]:
+    """Rotation (degrees, counter-clockwise) fitting the crop's size limits, and bend (px)."""
+    bend = float(np.sign(rng.normal()) * length * 0.16 * rng.random() ** 2)
+    angle = rng.normal(0, 14) if rng.random() < 0.7 else rng.uniform(-90, 90)
+    for _ in range(12):  # tilt less until the bounding box fits the export's largest crop
+        c, s = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
+        h = length * c + (across + abs(bend)) * s + 8
+        w = length * s + (across + abs(bend)) * c + 8
         if h <= MAX_SIZE[0] and w <= MAX_SIZE[1]:
             break
-        angle *= 0.6
-    h = int(np.clip(np.ceil(h), MIN_SIZE[0], MAX_SIZE[0]))
-    w = int(np.clip(np.ceil(w), MIN_SIZE[1], MAX_SIZE[1]))
+        angle *= 0.75
+    return float(angle), bend
+
+
+def render(chrom: iscn.Chromosome, style: CellStyle, rng: np.random.Generator
+           ) -> tuple[np.ndarray, int, float]:
+    """Draw one chromosome as float grey levels (dark bands on a light background).
+
+    Returns:
+        (image [h, w] float64, polarity 0 = p-arm up / 1 = down, rotation in degrees).
+    """
+    iscn_len = sum(p.length for p in chrom.pieces)
+    length = iscn_len * style.scale * rng.normal(1.0, 0.025)
+    cw = style.half_width * rng.normal(1.0, 0.05)  # chromatid half-width
+    gap = style.separation * cw * rng.uniform(0.5, 1.5)
+    dark, width, cen = _band_profiles(chrom, style, length, rng)
+    polarity = int(rng.random() < 0.5)
+    angle, bend = _pose(rng, length, 3.5 * cw + gap)
+    theta = np.radians(angle)
+    c, s = np.cos(theta), np.sin(theta)
+    across = 3.5 * cw + gap + abs(bend)
+    h = int(np.clip(np.ceil(length * abs(c) + across * abs(s) + rng.uniform(6, 14)), *(
+        MIN_SIZE[0], MAX_SIZE[0])))
+    w = int(np.clip(np.ceil(length * abs(s) + across * abs(c) + rng.uniform(6, 14)), *(
+        MIN_SIZE[1], MAX_SIZE[1])))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    yy -= (h - 1) / 2
-    xx -= (w - 1) / 2
-    # Pixel -> chromosome frame: u along the axis (0..length), v across (bent centre line).
-    u = yy * np.cos(angle) + xx * np.sin(angle) + length / 2
-    t = u / length
-    v = -yy * np.sin(angle) + xx * np.cos(angle) - bend * (4 * t * (1 - t) - 0.5)
-    cen = CENTROMERE[label] + rng.normal(0, 0.01)
-    width = half_w * (1 - 0.35 * np.exp(-(((t - cen) * length) / (0.05 * length + 2)) ** 2))
-    shape = np.abs(2 * t - 1) ** 6 + (v / width) ** 2  # superellipse: rounded chromatid ends
-    inside = 1 / (1 + np.exp(np.clip((shape - 1) * 8, -50, 50)))
-    groove = 1 - 0.15 * np.exp(-((v / (0.25 * width)) ** 2))  # gap between sister chromatids
-    bands = class_bands(label)
-    pos = bands[:, 0] + rng.normal(0, 0.006, len(bands))
-    dark = bands[:, 2] * rng.uniform(0.8, 1.2, len(bands))
-    grid = np.linspace(0, 1, 256)
-    profile = np.max(dark[:, None] * np.exp(-((grid[None] - pos[:, None]) / bands[:, 1:2]) ** 2),
-                     axis=0)
-    stain = 0.35 + 0.65 * np.interp(t, grid, profile)
-    background = rng.uniform(225, 245)
-    img = background - inside * groove * stain * contrast * 150
-    img = gaussian_filter(img, blur) + rng.normal(0, 3.0, img.shape)
-    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+    yy -= (h - 1) / 2 + rng.uniform(-1.5, 1.5)
+    xx -= (w - 1) / 2 + rng.uniform(-1.5, 1.5)
+    # pixel -> chromosome frame: a along the axis from the top end (0..length), v across it
+    a = yy * c + xx * s + length / 2
+    t = a / length
+    v = xx * c - yy * s - bend * (4 * np.clip(t, 0, 1) * (1 - np.clip(t, 0, 1)) - 0.5)
+    pos = 1 - t if polarity else t  # fraction of the length from the p-arm telomere
+    grid = (np.arange(len(dark)) + 0.5) / len(dark)
+    wf = np.interp(pos, grid, width)
+    d = np.interp(pos, grid, dark)
+    # sister chromatids: joined at the centromere, apart by up to `gap` away from it
+    away = np.abs(pos - cen) * length / (2.5 * cw)
+    sep = gap * (1 - np.exp(-away ** 2)) * wf
+    half = cw * wf
+    ends = np.clip(np.minimum(a, length - a) / cw, 0, 1)  # rounded telomeres
+    half = half * np.sqrt(np.clip(1 - (1 - ends) ** 2, 0, 1))
+    centre = 0.75 * half + sep / 2  # apposed chromatids overlap: one body, a faint groove
+    body = np.zeros_like(v)
+    for side, jitter in ((1, rng.normal(0, 0.04)), (-1, rng.normal(0, 0.04))):
+        r = (v - side * centre) / np.maximum(half, 1e-6)
+        body += np.clip(1 - r ** 2, 0, 1) ** 0.4 * (1 + jitter)
+    ink = np.clip(body, 0, 1.05) * (style.base + (1 - style.base) * d)
+    ink += _clutter(rng, h, w, cw, style)
+    illum = style.illumination * (rng.uniform(-0.5, 0.5) + (
+        np.cos(rng.uniform(0, 2 * np.pi)) * yy + np.sin(rng.uniform(0, 2 * np.pi)) * xx) / 200)
+    img = style.background + illum - 200 * style.contrast * ink
+    img = gaussian_filter(img, style.blur * rng.uniform(0.85, 1.15))
+    img += rng.normal(0, style.noise, img.shape)
+    return img, polarity, round(angle, 2)
 
 
-def _cell_job(args: tuple) -> list[tuple[str, int, str]]:
+def _clutter(rng: np.random.Generator, h: int, w: int, cw: float, style: CellStyle) -> np.ndarray:
+    """Now and then a neighbour's fragment or debris entering at the crop's edge."""
+    ink = np.zeros((h, w))
+    roll = rng.random()
+    if roll > 0.16:
+        return ink
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    side = int(rng.integers(4))
+    edge = [yy, h - 1 - yy, xx, w - 1 - xx][side]
+    along = [xx, xx, yy, yy][side]
+    at = rng.uniform(0.15, 0.85) * (w if side < 2 else h)
+    if roll < 0.08:  # the end of a neighbouring chromosome, banded, reaching in a few pixels
+        reach = rng.uniform(3, 10)
+        r = np.abs(along - at) / (1.8 * cw)
+        bands = 0.5 + 0.5 * np.sin(edge / rng.uniform(2, 5) + rng.uniform(0, 6))
+        inside = np.clip(1 - r ** 2, 0, 1) ** 0.6 * (edge < reach)
+        ink += inside * (style.base + (1 - style.base) * bands)
+    else:  # debris: a few small dark specks near the edge
+        for _ in range(int(rng.integers(1, 4))):
+            cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+            if side < 2:
+                cy = rng.uniform(0, 5) if side == 0 else h - 1 - rng.uniform(0, 5)
+            else:
+                cx = rng.uniform(0, 5) if side == 2 else w - 1 - rng.uniform(0, 5)
+            ink += rng.uniform(0.4, 0.9) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2)
+                                                   / (2 * rng.uniform(0.7, 2.0) ** 2))
+    return ink
+
+
+def _save(img: np.ndarray, path: Path, rng: np.random.Generator) -> None:
+    """8-bit TIF, a few deflate-compressed; about 3% 16-bit exports (finer grey levels)."""
+    kind = rng.random()
+    if kind < 0.03:
+        im = Image.fromarray(np.clip(np.round(img * 256), 0, 65535).astype(np.uint16))
+        im.save(path, format="TIFF")
+    else:
+        Image.fromarray(np.clip(np.round(img), 0, 255).astype(np.uint8)).save(
+            path, format="TIFF", compression="tiff_adobe_deflate" if kind < 0.08 else None)
+
+
+def draw_cell(seed: int, index: int, abnormal: float):
+    """One cell: (karyotype, style, [(chromosome, image, polarity, rotation, rng)]) drawn from
+    the generator seeded by (seed, index); each image comes with the rng state that saves it."""
+    rng = np.random.default_rng([seed, index])
+    karyo = iscn.draw_cell(rng, abnormal)
+    style = draw_style(rng)
+    return karyo, style, ((chrom, *render(chrom, style, rng), rng) for chrom in karyo.chromosomes)
+
+
+def _cell_job(args: tuple) -> list[tuple]:
     """Draw and write every chromosome of one cell; returns its manifest rows."""
     raw, seed, index, abnormal = args
-    rng = np.random.default_rng([seed, index])
     cell = f"cell{index:04d}"
-    scale, contrast, blur = rng.uniform(0.88, 1.12), rng.uniform(0.7, 1.0), rng.uniform(0.5, 1.1)
+    karyo, _, drawn = draw_cell(seed, index, abnormal)
     (Path(raw) / cell).mkdir(parents=True, exist_ok=True)
     rows, copies = [], {}
-    for label in cell_karyotype(rng, abnormal):
-        copies[label] = copies.get(label, 0) + 1
-        rel = f"{cell}/{cell}-{CLASSES[label]}-{copies[label]}.tif"
-        img = render(label, scale, contrast, blur, rng)
-        kind = rng.random()
-        if kind < 0.02:  # a 16-bit export; the reader scales it back by its range
-            im = Image.fromarray((img.astype(np.uint16) * 200 + 1000).astype(np.uint16))
-            im.save(Path(raw) / rel, format="TIFF")
-        else:
-            Image.fromarray(img).save(Path(raw) / rel, format="TIFF",
-                                      compression="tiff_adobe_deflate" if kind < 0.07 else None)
-        rows.append((rel, label, cell))
+    for chrom, img, polarity, rotation, rng in drawn:
+        copies[chrom.label] = copies.get(chrom.label, 0) + 1
+        rel = f"{cell}/{cell}-{CLASSES[chrom.label]}-{copies[chrom.label]}.tif"
+        _save(img, Path(raw) / rel, rng)
+        rows.append((rel, CLASSES[chrom.label], cell, POLARITY[polarity], f"{rotation:.2f}",
+                     karyo.karyotype))
     return rows
 
 
@@ -136,21 +226,21 @@ def generate(raw: str | Path, cells: int = 200, seed: int = 0, abnormal: float =
 
     Args:
         raw: output folder (created).
-        cells: number of cells (46 chromosomes each, 45/47 for abnormal ones).
-        seed: instances depend on (seed, cell index) only, so any ``map_fn`` gives equal files.
-        abnormal: fraction of cells with X0, XXY or trisomy 21.
-        map_fn: ``map``-like function over per-cell jobs (e.g. a process-pool map).
+        cells: number of cells (46 chromosomes each, 45/47 for some abnormal ones).
+        seed: files depend on (seed, cell index) only, so any ``map_fn`` gives equal bytes.
+        abnormal: fraction of cells with one change of ``anet.data.iscn.ABNORMALITIES``.
+        map_fn: ordered ``map``-like function over per-cell jobs (e.g. a process-pool map).
 
     Returns:
-        The manifest path (``path,label,cell``; labels as class names).
+        The manifest path (columns :data:`MANIFEST_COLUMNS`).
     """
     raw = Path(raw)
     raw.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(raw), seed, i, abnormal) for i in range(cells)]
+    jobs = ((str(raw), seed, i, abnormal) for i in range(cells))
     manifest = raw / "manifest.csv"
     with open(manifest, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["path", "label", "cell"])
+        writer.writerow(MANIFEST_COLUMNS)
         for rows in map_fn(_cell_job, jobs):
-            writer.writerows((rel, CLASSES[label], cell) for rel, label, cell in rows)
+            writer.writerows(rows)
     return manifest
