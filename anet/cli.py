@@ -63,14 +63,17 @@ def cli(ctx: click.Context) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Split (and synthetic) seed.")
 @click.option("--cells", type=int, default=200, show_default=True,
               help="synthetic-karyotype only: number of cells (46 chromosomes each).")
+@click.option("--abnormal", type=float, default=0.0, show_default=True,
+              help="synthetic-karyotype only: fraction of abnormal cells (+13, +18, +21, 45,X, "
+                   "47,XXY, 47,XYY, del(5)(p14), t(9;22)(q34;q11)).")
 @click.option("--workers", type=int, default=0, help="Worker processes (0 = one per core).")
 @click.option("--force", is_flag=True, help="Rebuild even if a finished dataset exists at --out.")
-def prepare(dataset, source, out, valid_ratio, test_ratio, seed, cells, workers, force):
+def prepare(dataset, source, out, valid_ratio, test_ratio, seed, cells, abnormal, workers, force):
     """Raw dataset -> JPG tree -> stratified TFRecord splits + dataset.json."""
     from anet.data.prepare import prepare as run_prepare
 
     run_prepare(dataset, source=source, out=out, valid_ratio=valid_ratio, test_ratio=test_ratio,
-                seed=seed, cells=cells, workers=workers, force=force)
+                seed=seed, cells=cells, workers=workers, force=force, abnormal=abnormal)
 
 
 @cli.command()

@@ -40,8 +40,9 @@ def main() -> None:
     args = ap.parse_args()
     karyo, style, drawn = synthetic.draw_cell(args.seed, args.cell, args.abnormal)
     crops: dict[int, list] = {}
-    for chrom, img, polarity, rotation, _ in drawn:
-        crops.setdefault(chrom.label, []).append((np.clip(img, 0, 255), polarity, rotation))
+    for chrom, img, pose, _ in drawn:
+        crops.setdefault(chrom.label, []).append((np.clip(img, 0, 255), pose.polarity,
+                                                  pose.rotation))
     rows = [range(0, 5), list(range(5, 12)) + [22], range(12, 18), list(range(18, 22)) + [23]]
     gap, row_gap, top = 14, 22, 16
     blocks = []  # per row: [(label, [arrays])]

@@ -224,6 +224,26 @@ def test_prepare_synthetic_small(tmp_path):
     assert meta["totals"] == {"total": 184, "train": 92, "valid": 46, "test": 46}
     assert meta["has_cells"] and (out / "raw" / "manifest.csv").is_file()
     assert meta["num_classes"] == 24 and meta["skipped"] == []
+    assert meta["has_polarity"] and meta["karyotypes"] == {f"cell{i:04d}": k for i, k in enumerate(
+        ["46,XY", "46,XY", "46,XX", "46,XY"])}
+    ex = records(out, "test")
+    assert {e["polarity"] for e in ex} == {0, 1} and all(-90 <= e["rotation"] <= 90 for e in ex)
+
+
+def test_prepare_synthetic_abnormal(tmp_path, capsys):
+    out = tmp_path / "ab"
+    code, _, _ = run_cli(["prepare", "--dataset", "synthetic-karyotype", "--cells", "3",
+                          "--abnormal", "1", "--out", out, "--workers", "1"], capsys)
+    meta = json.loads((out / "dataset.json").read_text())
+    assert code == 0 and len(meta["karyotypes"]) == 3
+    assert all(k.split(",")[2:] or k.split(",")[1] not in ("XX", "XY")
+               for k in meta["karyotypes"].values())
+    assert meta["totals"]["total"] == sum(int(k.split(",")[0]) for k in meta["karyotypes"].values())
+    for bad, msg in ((["--abnormal", "1.5"], "--abnormal 1.5 must be a fraction"),
+                     (["--abnormal", "0.2", "--dataset", "mnist"], "--abnormal is for synth")):
+        args = ["prepare", "--dataset", "synthetic-karyotype", "--out", tmp_path / "x", *bad]
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and msg in err and not (tmp_path / "x").exists()
 
 
 # --------------------------------------------------------------------------- reruns, errors, atomicity

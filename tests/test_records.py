@@ -20,10 +20,15 @@ def _jpeg(shape) -> bytes:
 def test_round_trip_python():
     jpg = _jpeg((57, 45))
     rec = records.encode_example(image=jpg, label=22, height=57, width=45, channels=1,
-                                 filename="X/cell0001-X-1.jpg", cell="cell0001")
+                                 filename="X/cell0001-X-1.jpg", cell="cell0001", polarity=1,
+                                 rotation=-12.5)
     ex = records.decode_example(rec)
     assert ex == {"label": 22, "image": jpg, "height": 57, "width": 45, "channels": 1,
-                  "filename": "X/cell0001-X-1.jpg", "cell": "cell0001"}
+                  "filename": "X/cell0001-X-1.jpg", "cell": "cell0001", "polarity": 1,
+                  "rotation": -12.5}
+    plain = records.decode_example(records.encode_example(
+        image=jpg, label=0, height=57, width=45, channels=1, filename="1/a.jpg"))
+    assert plain["polarity"] == -1 and plain["rotation"] == 0.0  # unknown
 
 
 def test_round_trip_in_tf_data(tmp_path):

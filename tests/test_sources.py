@@ -251,12 +251,39 @@ def test_manifest_with_and_without_header(tmp_path):
         assert raw.count == 18
         _, label, meta = raw.items[5]
         assert meta["cell"] == "p00" and sources.KARYOTYPE_CLASSES[label] == "X"
+        assert meta["polarity"] == -1 and meta["karyotype"] == ""
+
+
+def test_manifest_named_columns(tmp_path):
+    m = make_manifest(tmp_path, cells=1, header=False)
+    rows = m.read_text().splitlines()
+    lines = ["path,label,cell,karyotype,polarity,rotation"]
+    lines += [f"{r},46,XX,{'up' if i % 2 else 'down'},{i * 10 - 20}".replace(",46,XX", ',"46,XX"')
+              for i, r in enumerate(rows)]
+    m.write_text("\n".join(lines) + "\n")
+    items = sources.open_karyotype(str(m)).items
+    assert [meta["polarity"] for _, _, meta in items[:3]] == [1, 0, 1]
+    assert [meta["rotation"] for _, _, meta in items[:3]] == [-20.0, -10.0, 0.0]
+    assert {meta["karyotype"] for _, _, meta in items} == {"46,XX"}
+
+
+@pytest.mark.parametrize("header,row,error", [
+    ("path,label,cell,polarity", "img/p00/c0.tif,1,p00,left", r":2: polarity 'left' must be up or"),
+    ("path,label,cell,rotation", "img/p00/c0.tif,1,p00,tilted", r":2: rotation 'tilted' is not a"),
+    ("path,label,colour", "img/p00/c0.tif,1,red", r":1: header path,label,colour: expected"),
+    ("path,label,cell,cell", "img/p00/c0.tif,1,p00,p00", r":1: header path,label,cell,cell"),
+])
+def test_bad_named_manifest(tmp_path, header, row, error):
+    m = make_manifest(tmp_path, cells=1)
+    m.write_text(f"{header}\n{row}\n")
+    with pytest.raises(AnetError, match=error):
+        sources.open_karyotype(str(m))
 
 
 @pytest.mark.parametrize("row,error", [
     ("img/p00/c0.tif,Z,p00", r"manifest.csv:3: unknown label 'Z'"),
     ("img/p00/nope.tif,1,p00", r"manifest.csv:3: missing file img/p00/nope.tif"),
-    ("img/p00/c0.tif,1,p00,extra", r"manifest.csv:3: expected 2 or 3 columns"),
+    ("img/p00/c0.tif,1,p00,extra", r"manifest.csv:3: expected 2 to 3 columns"),
 ])
 def test_bad_manifest_row(tmp_path, row, error):
     m = make_manifest(tmp_path, cells=1)

@@ -104,7 +104,7 @@ def _mapper(workers: int):
 def _chunks(raw: sources.RawDataset, root: Path, pending: collections.deque):
     """Give every item a unique ``<class>/<name>.jpg`` and group items into worker tasks.
 
-    Each item's (rel, label, cell, origin) is queued on ``pending`` in task order.
+    Each item's (rel, label, meta, origin) is queued on ``pending`` in task order.
     """
     used: set[str] = set()
     chunk: list = []
@@ -116,14 +116,24 @@ def _chunks(raw: sources.RawDataset, root: Path, pending: collections.deque):
             name = f"{base}-{k}"
         used.add(name)
         rel = name + ".jpg"
-        pending.append((rel, label, meta.get("cell", ""), image if isinstance(
-            image, str) else meta["name"]))
+        pending.append((rel, label, meta, image if isinstance(image, str) else meta["name"]))
         chunk.append((image, rel))
         if len(chunk) == CHUNK_ITEMS:
             yield str(root), chunk
             chunk = []
     if chunk:
         yield str(root), chunk
+
+
+def _note_karyotype(karyotypes: dict, cell: str, karyotype: str, origin) -> None:
+    """Record a cell's ISCN karyotype; every chromosome of a cell must give the same one."""
+    if not karyotype:
+        return
+    if not cell:
+        raise AnetError(f"{origin}: a karyotype ({karyotype}) needs a cell in the manifest")
+    if karyotypes.setdefault(cell, karyotype) != karyotype:
+        raise AnetError(f"{origin}: cell {cell} has karyotype {karyotype} here but "
+                        f"{karyotypes[cell]} on an earlier row; give each cell one karyotype")
 
 
 def write_jpgs(raw: sources.RawDataset, root: Path, blob: Path, imap) -> tuple[dict, list]:
@@ -134,23 +144,27 @@ def write_jpgs(raw: sources.RawDataset, root: Path, blob: Path, imap) -> tuple[d
     """
     for name in raw.classes:
         (root / name).mkdir(parents=True, exist_ok=True)
-    facts: dict = {"rel": [], "label": [], "cell": [], "hw": [], "digest": [], "sum": [],
-                   "sumsq": [], "span": []}
+    facts: dict = {"rel": [], "label": [], "cell": [], "polarity": [], "rotation": [], "hw": [],
+                   "digest": [], "sum": [], "sumsq": [], "span": [], "karyotypes": {}}
     pending: collections.deque = collections.deque()
     skipped = list(raw.skipped)
     with tqdm(total=raw.count, unit="img", desc="jpg", file=sys.stderr) as bar, \
             open(blob, "wb") as out:
         for results in imap(_convert_chunk, _chunks(raw, root, pending)):
             for r in results:
-                rel, label, cell, origin = pending.popleft()
+                rel, label, meta, origin = pending.popleft()
                 if isinstance(r, str):
                     skipped.append({"file": origin, "reason": r})
                     continue
                 facts["span"].append((out.tell(), len(r[5])))
                 out.write(r[5])
-                for key, value in zip(("rel", "label", "cell", "hw", "digest", "sum", "sumsq"),
-                                      (rel, label, cell, r[:2], r[2], r[3], r[4])):
+                cell = meta.get("cell", "")
+                for key, value in zip(("rel", "label", "cell", "polarity", "rotation", "hw",
+                                       "digest", "sum", "sumsq"),
+                                      (rel, label, cell, meta.get("polarity", -1),
+                                       meta.get("rotation", 0.0), r[:2], r[2], r[3], r[4])):
                     facts[key].append(value)
+                _note_karyotype(facts["karyotypes"], cell, meta.get("karyotype", ""), origin)
             bar.update(len(results))
     return facts, skipped
 
@@ -185,7 +199,8 @@ def write_records(root: Path, blob: Path, facts: dict, split: np.ndarray, channe
                         writer.write(encode_example(
                             image=jpegs.read(length), label=facts["label"][i],
                             height=h, width=w, channels=channels, filename=facts["rel"][i],
-                            cell=facts["cell"][i]))
+                            cell=facts["cell"][i], polarity=facts["polarity"][i],
+                            rotation=facts["rotation"][i]))
                 shards[name].append(fname)
                 bar.update(len(part))
     return shards
@@ -216,6 +231,8 @@ def summarize(raw: sources.RawDataset, facts: dict, split: np.ndarray, skipped: 
         "size": {"min": hw.min(0).tolist(), "max": hw.max(0).tolist()},
         "mean": [round(float(m), 6) for m in mean], "std": [round(float(s), 6) for s in std],
         "shards": shards, "has_cells": any(facts["cell"]),
+        "has_polarity": any(p >= 0 for p in facts["polarity"]),
+        "karyotypes": dict(sorted(facts["karyotypes"].items())),
         "duplicates": len(labels) - len(set(facts["digest"])), "jpeg_quality": JPEG_QUALITY,
         "skipped": skipped, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -236,7 +253,7 @@ def table1(meta: dict) -> str:
 
 
 def _open_raw(dataset: str, source: str | None, work: Path, seed: int, cells: int,
-              imap) -> sources.RawDataset:
+              abnormal: float, imap) -> sources.RawDataset:
     if dataset in ("mnist", "fashion-mnist"):
         return sources.open_idx(dataset, source)
     if dataset == "cifar":
@@ -251,18 +268,20 @@ def _open_raw(dataset: str, source: str | None, work: Path, seed: int, cells: in
     if cells < 1:
         raise AnetError(f"--cells must be at least 1, got {cells}")
     print(f"generating {cells} synthetic cells into {work.name}/raw ...", file=sys.stderr)
-    manifest = synthetic.generate(work / "raw", cells=cells, seed=seed, map_fn=imap)
+    manifest = synthetic.generate(work / "raw", cells=cells, seed=seed, abnormal=abnormal,
+                                  map_fn=imap)
     raw = sources.open_karyotype(str(manifest), name="synthetic-karyotype")
-    raw.source = f"synthetic (cells={cells}, seed={seed}; TIFs + manifest in raw/)"
+    raw.source = (f"synthetic (cells={cells}, seed={seed}, abnormal={abnormal}; TIFs + manifest "
+                  "in raw/)")
     return raw
 
 
 def build(dataset: str, source: str | None, work: Path, *, valid_ratio: float, test_ratio: float,
-          seed: int, cells: int, workers: int) -> dict:
+          seed: int, cells: int, workers: int, abnormal: float = 0.0) -> dict:
     """Build a complete dataset (JPGs, records, dataset.json) inside the folder ``work``."""
     with _mapper(workers) as imap:
         (work / "tmp").mkdir()
-        raw = _open_raw(dataset, source, work, seed, cells, imap)
+        raw = _open_raw(dataset, source, work, seed, cells, abnormal, imap)
         facts, skipped = write_jpgs(raw, work / "jpg", work / "tmp" / "jpeg.blob", imap)
     if not facts["label"]:
         raise AnetError(f"{raw.source}: no usable images ({len(skipped)} skipped)")
@@ -277,8 +296,10 @@ def build(dataset: str, source: str | None, work: Path, *, valid_ratio: float, t
 
 def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
             valid_ratio: float = 0.05, test_ratio: float = 0.05, seed: int = 0, cells: int = 200,
-            workers: int = 0, force: bool = False) -> dict:
+            workers: int = 0, force: bool = False, abnormal: float = 0.0) -> dict:
     """``anet prepare``: build ``out`` (default ``data/<dataset>``) atomically; print Table 1.
+
+    ``cells`` and ``abnormal`` (fraction of abnormal cells) apply to synthetic-karyotype only.
 
     Returns:
         The dataset.json dict (of the existing dataset when it is finished and not ``force``).
@@ -286,6 +307,10 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
     if not (0 <= valid_ratio < 1 and 0 <= test_ratio < 1 and valid_ratio + test_ratio < 1):
         raise AnetError(f"--valid-ratio {valid_ratio} and --test-ratio {test_ratio} must be in "
                         "[0, 1) and sum to less than 1")
+    if not 0 <= abnormal <= 1:
+        raise AnetError(f"--abnormal {abnormal} must be a fraction of cells in [0, 1]")
+    if abnormal and dataset != "synthetic-karyotype":
+        raise AnetError(f"--abnormal is for synthetic-karyotype only, not {dataset}")
     out_dir = Path(out or f"data/{dataset}")
     outdir.check_source(out_dir, source)  # before the lock file is made beside --out
     # One prepare per --out: the lock covers the repair, the checks, the build and the swap.
@@ -302,7 +327,8 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
         work.mkdir(parents=True)
         try:
             meta = build(dataset, source, work, valid_ratio=valid_ratio, test_ratio=test_ratio,
-                         seed=seed, cells=cells, workers=workers or os.cpu_count() or 1)
+                         seed=seed, cells=cells, workers=workers or os.cpu_count() or 1,
+                         abnormal=abnormal)
             outdir.swap_in(work, out_dir)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)

@@ -2,7 +2,9 @@
 
 Features (the paper's list plus the cell id): ``label`` (int64), ``image`` (JPEG bytes),
 ``height``, ``width``, ``channels`` (int64, of the stored JPEG), ``filename`` (bytes, path
-relative to the dataset's ``jpg/`` tree) and ``cell`` (bytes, empty when unknown).
+relative to the dataset's ``jpg/`` tree), ``cell`` (bytes, empty when unknown), ``polarity``
+(int64: 0 = p-arm up, 1 = down, -1 unknown) and ``rotation`` (float, degrees counter-clockwise
+from upright; 0 when unknown). Records written before polarity existed parse with the defaults.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ FEATURES = {
     "channels": tf.io.FixedLenFeature([], tf.int64),
     "filename": tf.io.FixedLenFeature([], tf.string),
     "cell": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+    "polarity": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+    "rotation": tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
 }
 
 
@@ -32,7 +36,7 @@ def _bytes(v: bytes) -> tf.train.Feature:
 
 def encode_example(
     *, image: bytes, label: int, height: int, width: int, channels: int,
-    filename: str, cell: str = "",
+    filename: str, cell: str = "", polarity: int = -1, rotation: float = 0.0,
 ) -> bytes:
     """Serialize one example (JPEG bytes + metadata) to a ``tf.train.Example`` string."""
     feature = {
@@ -43,6 +47,8 @@ def encode_example(
         "channels": _int(channels),
         "filename": _bytes(filename.encode("utf-8")),
         "cell": _bytes(cell.encode("utf-8")),
+        "polarity": _int(polarity),
+        "rotation": tf.train.Feature(float_list=tf.train.FloatList(value=[float(rotation)])),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
@@ -57,7 +63,7 @@ def decode_example(record: bytes) -> dict:
     parsed = parse_example(tf.constant(record))
     return {
         k: (v.numpy().decode("utf-8") if k in ("filename", "cell") else
-            v.numpy() if k == "image" else int(v.numpy()))
+            v.numpy() if k == "image" else float(v.numpy()) if k == "rotation" else int(v.numpy()))
         for k, v in parsed.items()
     }
 

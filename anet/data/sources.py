@@ -3,7 +3,8 @@
 Every reader returns a :class:`RawDataset` whose ``items`` yield ``(image, label, meta)``:
 ``image`` is a numpy uint8 array (HxW or HxWx3) for IDX and CIFAR, or the path of a file that
 :func:`read_image` decodes (TIFs are decoded later, in worker processes, so decoding runs in
-parallel); ``meta`` holds ``name`` (a file-name stem) and ``cell`` ("" when unknown).
+parallel); ``meta`` holds ``name`` (a file-name stem) and ``cell`` ("" when unknown), and for
+karyotype manifests ``polarity`` (-1 unknown), ``rotation`` and ``karyotype`` ("" unknown).
 Problems a user must fix raise :class:`AnetError`; a single unusable image raises
 :class:`BadImage` so the caller can skip it and say why.
 """
@@ -353,31 +354,63 @@ def _list_folders(root: Path) -> tuple[list, list]:
     return items, skipped
 
 
+MANIFEST_COLUMNS = ("path", "label", "cell", "polarity", "rotation", "karyotype")
+POLARITIES = {"up": 0, "down": 1}  # the p-arm's end of the crop
+
+
+def _manifest_meta(row: dict, where: str, name: str) -> dict:
+    """``meta`` of one manifest row: cell, and where given polarity (0 = p-arm up, 1 = down,
+    -1 unknown), rotation (degrees) and the cell's ISCN karyotype."""
+    meta = {"name": name, "cell": row.get("cell", "").strip(), "polarity": -1, "rotation": 0.0,
+            "karyotype": row.get("karyotype", "").strip()}
+    polarity = row.get("polarity", "").strip().lower()
+    if polarity:
+        if polarity not in POLARITIES:
+            raise AnetError(f"{where}: polarity {polarity!r} must be up or down (the p-arm's end)")
+        meta["polarity"] = POLARITIES[polarity]
+    rotation = row.get("rotation", "").strip()
+    if rotation:
+        try:
+            meta["rotation"] = float(rotation)
+        except ValueError:
+            raise AnetError(f"{where}: rotation {rotation!r} is not a number (degrees)") from None
+    return meta
+
+
 def read_manifest(manifest: Path) -> list:
-    """Rows ``path,label[,cell]`` of a CSV manifest (header optional, paths relative to it)."""
+    """Rows of a CSV manifest (paths relative to it): ``path,label[,cell]`` without a header,
+    or any of :data:`MANIFEST_COLUMNS` under a header row that names them (path and label
+    required; the synthetic generator writes all six)."""
     items = []
     try:
         with open(manifest, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise AnetError(f"{manifest}: cannot read manifest ({e})") from None
+    columns = ("path", "label", "cell")
     for lineno, row in enumerate(rows, 1):
         if not row or all(not c.strip() for c in row):
             continue
-        if len(row) not in (2, 3):
-            raise AnetError(f"{manifest}:{lineno}: expected 2 or 3 columns path,label[,cell], "
-                            f"got {len(row)}")
         if lineno == 1 and row[0].strip().lower() == "path" and karyotype_label(row[1]) is None:
-            continue  # header
-        label = karyotype_label(row[1])
+            columns = tuple(c.strip().lower() for c in row)  # header
+            unknown = [c for c in columns if c not in MANIFEST_COLUMNS]
+            if unknown or columns[:2] != ("path", "label") or len(set(columns)) < len(columns):
+                raise AnetError(f"{manifest}:1: header {','.join(columns)}: expected path,label "
+                                f"then any of {','.join(MANIFEST_COLUMNS[2:])}")
+            continue
+        if len(row) not in range(2, len(columns) + 1):
+            raise AnetError(f"{manifest}:{lineno}: expected 2 to {len(columns)} columns "
+                            f"{','.join(columns)}, got {len(row)}")
+        fields = dict(zip(columns, row))
+        label = karyotype_label(fields["label"])
         if label is None:
-            raise AnetError(f"{manifest}:{lineno}: unknown label {row[1].strip()!r} "
+            raise AnetError(f"{manifest}:{lineno}: unknown label {fields['label'].strip()!r} "
                             f"(expected {', '.join(KARYOTYPE_CLASSES)})")
-        path = (manifest.parent / row[0].strip())
+        path = (manifest.parent / fields["path"].strip())
         if not path.is_file():
-            raise AnetError(f"{manifest}:{lineno}: missing file {row[0].strip()}")
-        cell = row[2].strip() if len(row) == 3 else ""
-        items.append((str(path), label, {"name": safe_name(path.stem), "cell": cell}))
+            raise AnetError(f"{manifest}:{lineno}: missing file {fields['path'].strip()}")
+        meta = _manifest_meta(fields, f"{manifest}:{lineno}", safe_name(path.stem))
+        items.append((str(path), label, meta))
     if not items:
         raise AnetError(f"{manifest}: manifest has no rows")
     return items

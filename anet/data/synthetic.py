@@ -54,6 +54,7 @@ class CellStyle:
     background: float  # grey level of the slide
     illumination: float  # grey-level range of uneven illumination across a crop
     separation: float  # typical sister-chromatid gap, in chromatid half-widths
+    clutter: float = 0.16  # chance of a neighbour's fragment or debris in a crop
 
 
 def draw_style(rng: np.random.Generator) -> CellStyle:
@@ -88,41 +89,56 @@ def _band_profiles(chrom: iscn.Chromosome, style: CellStyle, length: float,
     return np.clip(dark, 0, 1), width, cen
 
 
-def _pose(rng: np.random.Generator, length: float, across: float) -> tuple[float, float]:
-    """Rotation (degrees, counter-clockwise) fitting the crop's size limits, and bend (px)."""
+@dataclass(frozen=True)
+class Pose:
+    """How one chromosome lies in its crop (polarity and rotation go into the manifest)."""
+
+    polarity: int  # 0 = p-arm up, 1 = p-arm down
+    rotation: float  # degrees counter-clockwise from upright, -90..90
+    bend: float  # sideways bow of the middle, px (signed)
+    length: float  # px
+    half_width: float  # one chromatid's, px
+    gap: float  # sister-chromatid separation away from the centromere, px
+
+
+def draw_pose(chrom: iscn.Chromosome, style: CellStyle, rng: np.random.Generator) -> Pose:
+    """A random pose; the rotation shrinks until the crop fits the export's largest size."""
+    length = sum(p.length for p in chrom.pieces) * style.scale * rng.normal(1.0, 0.025)
+    cw = style.half_width * rng.normal(1.0, 0.05)
+    gap = style.separation * cw * rng.uniform(0.5, 1.5)
+    polarity = int(rng.random() < 0.5)
     bend = float(np.sign(rng.normal()) * length * 0.16 * rng.random() ** 2)
     angle = rng.normal(0, 14) if rng.random() < 0.7 else rng.uniform(-90, 90)
-    for _ in range(12):  # tilt less until the bounding box fits the export's largest crop
-        c, s = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
-        h = length * c + (across + abs(bend)) * s + 8
-        w = length * s + (across + abs(bend)) * c + 8
-        if h <= MAX_SIZE[0] and w <= MAX_SIZE[1]:
+    for _ in range(12):
+        h, w = _extent(length, 3.5 * cw + gap + abs(bend), angle)
+        if h + 8 <= MAX_SIZE[0] and w + 8 <= MAX_SIZE[1]:
             break
         angle *= 0.75
-    return float(angle), bend
+    return Pose(polarity, round(float(angle), 2), bend, length, cw, gap)
 
 
-def render(chrom: iscn.Chromosome, style: CellStyle, rng: np.random.Generator
-           ) -> tuple[np.ndarray, int, float]:
+def _extent(length: float, across: float, angle: float) -> tuple[float, float]:
+    c, s = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
+    return length * c + across * s, length * s + across * c
+
+
+def render(chrom: iscn.Chromosome, style: CellStyle, rng: np.random.Generator,
+           pose: Pose | None = None) -> tuple[np.ndarray, Pose]:
     """Draw one chromosome as float grey levels (dark bands on a light background).
 
+    Args:
+        pose: how it lies; drawn at random (:func:`draw_pose`) when None.
     Returns:
-        (image [h, w] float64, polarity 0 = p-arm up / 1 = down, rotation in degrees).
+        (image [h, w] float64, its pose).
     """
-    iscn_len = sum(p.length for p in chrom.pieces)
-    length = iscn_len * style.scale * rng.normal(1.0, 0.025)
-    cw = style.half_width * rng.normal(1.0, 0.05)  # chromatid half-width
-    gap = style.separation * cw * rng.uniform(0.5, 1.5)
+    pose = pose or draw_pose(chrom, style, rng)
+    length, cw, gap, bend = pose.length, pose.half_width, pose.gap, pose.bend
     dark, width, cen = _band_profiles(chrom, style, length, rng)
-    polarity = int(rng.random() < 0.5)
-    angle, bend = _pose(rng, length, 3.5 * cw + gap)
-    theta = np.radians(angle)
+    theta = np.radians(pose.rotation)
     c, s = np.cos(theta), np.sin(theta)
-    across = 3.5 * cw + gap + abs(bend)
-    h = int(np.clip(np.ceil(length * abs(c) + across * abs(s) + rng.uniform(6, 14)), *(
-        MIN_SIZE[0], MAX_SIZE[0])))
-    w = int(np.clip(np.ceil(length * abs(s) + across * abs(c) + rng.uniform(6, 14)), *(
-        MIN_SIZE[1], MAX_SIZE[1])))
+    eh, ew = _extent(length, 3.5 * cw + gap + abs(bend), pose.rotation)
+    h = int(np.clip(np.ceil(eh + rng.uniform(6, 14)), *(MIN_SIZE[0], MAX_SIZE[0])))
+    w = int(np.clip(np.ceil(ew + rng.uniform(6, 14)), *(MIN_SIZE[1], MAX_SIZE[1])))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     yy -= (h - 1) / 2 + rng.uniform(-1.5, 1.5)
     xx -= (w - 1) / 2 + rng.uniform(-1.5, 1.5)
@@ -130,7 +146,7 @@ def render(chrom: iscn.Chromosome, style: CellStyle, rng: np.random.Generator
     a = yy * c + xx * s + length / 2
     t = a / length
     v = xx * c - yy * s - bend * (4 * np.clip(t, 0, 1) * (1 - np.clip(t, 0, 1)) - 0.5)
-    pos = 1 - t if polarity else t  # fraction of the length from the p-arm telomere
+    pos = 1 - t if pose.polarity else t  # fraction of the length from the p-arm telomere
     grid = (np.arange(len(dark)) + 0.5) / len(dark)
     wf = np.interp(pos, grid, width)
     d = np.interp(pos, grid, dark)
@@ -152,21 +168,21 @@ def render(chrom: iscn.Chromosome, style: CellStyle, rng: np.random.Generator
     img = style.background + illum - 200 * style.contrast * ink
     img = gaussian_filter(img, style.blur * rng.uniform(0.85, 1.15))
     img += rng.normal(0, style.noise, img.shape)
-    return img, polarity, round(angle, 2)
+    return img, pose
 
 
 def _clutter(rng: np.random.Generator, h: int, w: int, cw: float, style: CellStyle) -> np.ndarray:
     """Now and then a neighbour's fragment or debris entering at the crop's edge."""
     ink = np.zeros((h, w))
     roll = rng.random()
-    if roll > 0.16:
+    if roll > style.clutter:
         return ink
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     side = int(rng.integers(4))
     edge = [yy, h - 1 - yy, xx, w - 1 - xx][side]
     along = [xx, xx, yy, yy][side]
     at = rng.uniform(0.15, 0.85) * (w if side < 2 else h)
-    if roll < 0.08:  # the end of a neighbouring chromosome, banded, reaching in a few pixels
+    if roll < style.clutter / 2:  # the end of a neighbouring chromosome, banded, reaching in a few pixels
         reach = rng.uniform(3, 10)
         r = np.abs(along - at) / (1.8 * cw)
         bands = 0.5 + 0.5 * np.sin(edge / rng.uniform(2, 5) + rng.uniform(0, 6))
@@ -196,7 +212,7 @@ def _save(img: np.ndarray, path: Path, rng: np.random.Generator) -> None:
 
 
 def draw_cell(seed: int, index: int, abnormal: float):
-    """One cell: (karyotype, style, [(chromosome, image, polarity, rotation, rng)]) drawn from
+    """One cell: (karyotype, style, [(chromosome, image, pose, rng)]) drawn from
     the generator seeded by (seed, index); each image comes with the rng state that saves it."""
     rng = np.random.default_rng([seed, index])
     karyo = iscn.draw_cell(rng, abnormal)
@@ -211,11 +227,11 @@ def _cell_job(args: tuple) -> list[tuple]:
     karyo, _, drawn = draw_cell(seed, index, abnormal)
     (Path(raw) / cell).mkdir(parents=True, exist_ok=True)
     rows, copies = [], {}
-    for chrom, img, polarity, rotation, rng in drawn:
+    for chrom, img, pose, rng in drawn:
         copies[chrom.label] = copies.get(chrom.label, 0) + 1
         rel = f"{cell}/{cell}-{CLASSES[chrom.label]}-{copies[chrom.label]}.tif"
         _save(img, Path(raw) / rel, rng)
-        rows.append((rel, CLASSES[chrom.label], cell, POLARITY[polarity], f"{rotation:.2f}",
+        rows.append((rel, CLASSES[chrom.label], cell, POLARITY[pose.polarity], f"{pose.rotation:.2f}",
                      karyo.karyotype))
     return rows
 
