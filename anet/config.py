@@ -280,11 +280,11 @@ def dump_yaml(cfg: Config) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
-def write_config(cfg: Config, directory: str | Path, name: str = "config.yaml") -> Path:
-    """Write the resolved config into ``directory`` atomically."""
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    return atomic_write(d / name, dump_yaml(cfg))
+def write_config(cfg: Config, path: str | Path) -> Path:
+    """Write the resolved config to the file ``path`` atomically (creating its folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, dump_yaml(cfg))
 
 
 def from_dict(raw: dict, source: str = "<dict>") -> Config:

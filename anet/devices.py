@@ -8,6 +8,7 @@ import sys
 import time
 
 from anet.errors import AnetError
+from anet.runs import RunPaths
 
 
 def select_gpu(gpu: int | None) -> None:
@@ -69,13 +70,13 @@ def train_many(configs: list[str], overrides: list[str], gpus: list[int]) -> int
             if slot not in running and queue:
                 path, run_dir = queue.pop(0)
                 run_dir.mkdir(parents=True, exist_ok=True)
-                log = open(run_dir / "train.log", "a")
+                log = open(RunPaths(run_dir).train_log, "a")
                 cmd = [sys.executable, "-m", "anet.cli", "train", path, "--run-dir", str(run_dir)]
                 cmd += [a for o in overrides for a in ("--set", o)]
                 if slot is not None:
                     cmd += ["--gpu", str(slot)]
                 where = f"GPU {slot}" if slot is not None else "CPU"
-                print(f"start {path} on {where} -> {run_dir}/train.log", flush=True)
+                print(f"start {path} on {where} -> {RunPaths(run_dir).train_log}", flush=True)
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
                 running[slot] = (proc, path, run_dir, log)
         for slot, (proc, path, run_dir, log) in list(running.items()):
@@ -83,7 +84,7 @@ def train_many(configs: list[str], overrides: list[str], gpus: list[int]) -> int
                 log.close()
                 codes.append(proc.returncode)
                 status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
-                print(f"{status}: {path} ({run_dir}/train.log)", flush=True)
+                print(f"{status}: {path} ({RunPaths(run_dir).train_log})", flush=True)
                 del running[slot]
         time.sleep(0.5)
     return max(codes, default=0)

@@ -21,9 +21,8 @@ from anet.config import dump_yaml
 from anet.errors import AnetError
 from anet.files import atomic_write
 from anet.plotting import pyplot, save_figure
-from anet.runs import build_model, check_fits, open_run
+from anet.runs import RunPaths, build_model, check_fits, open_run
 
-EVAL = "eval.json"
 SPLITS = ("valid", "test")
 TIE_TOL = 1e-9  # accuracies closer than this are a tie
 ERROR_IMAGES = 32  # misclassified examples kept for errors.png
@@ -178,10 +177,10 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
     if karyotype.applies(classes, out["cells"]):
         cell = karyotype.cell_report(out["probs"], out["labels"], out["cells"])
         result["karyotype"] = cell | {"split": split}
-    atomic_write(Path(run.dir) / EVAL, json.dumps(result, indent=1) + "\n")
-    plot_confusion(cm, classes, Path(run.dir) / "confusion.png",
+    atomic_write(run.paths.eval, json.dumps(result, indent=1) + "\n")
+    plot_confusion(cm, classes, run.paths.confusion,
                    title=f"{Path(run.dir).name} {chosen['name']}: {split} confusion")
-    plot_errors(out["errors"], classes, Path(run.dir) / "errors.png",
+    plot_errors(out["errors"], classes, run.paths.errors,
                 total=int((preds != out["labels"]).sum()))
     print(summary(result))
     return result
@@ -208,7 +207,8 @@ def summary(result: dict) -> str:
         lines.append(f"karyotype ({k['split']}, {k['cells']} cells, {k['chromosomes']} chromosomes): "
                      f"per-chromosome {k['accuracy_before']:.4f} -> per-cell assigned "
                      f"{k['accuracy_after']:.4f}")
-    lines.append(f"wrote {Path(result['run']) / EVAL}, confusion.png, errors.png")
+    paths = RunPaths(result["run"])
+    lines.append(f"wrote {paths.eval}, {paths.confusion.name}, {paths.errors.name}")
     return "\n".join(lines)
 
 

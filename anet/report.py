@@ -11,6 +11,7 @@ from anet import checkpoints
 from anet.errors import AnetError
 from anet.plotting import pyplot, save_figure
 from anet.runlog import read_metrics
+from anet.runs import RunPaths
 
 
 def plot_curves(run_dir: str | Path) -> Path | None:
@@ -19,7 +20,8 @@ def plot_curves(run_dir: str | Path) -> Path | None:
     Returns the path, or None when the run has logged nothing yet.
     """
     plt = pyplot()
-    run_dir = Path(run_dir)
+    paths = RunPaths(run_dir)
+    run_dir = paths.dir
     rows = read_metrics(run_dir)
     if not rows:
         return None
@@ -30,7 +32,7 @@ def plot_curves(run_dir: str | Path) -> Path | None:
             color="#8fd18f", label="training (mean since last check)")
     ax.plot([r["step"] for r in valid], [r["valid_acc"] for r in valid],
             color="#1b6e1b", marker=".", label="validation")
-    ckpts = checkpoints.list_checkpoints(run_dir / "checkpoints")
+    ckpts = checkpoints.list_checkpoints(paths.checkpoints)
     for i, c in enumerate(ckpts):
         ax.axvline(c["step"], color="grey", alpha=0.35, lw=0.8,
                    label="checkpoint" if i == 0 else None)
@@ -41,7 +43,7 @@ def plot_curves(run_dir: str | Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    return save_figure(fig, run_dir / "curves.png")
+    return save_figure(fig, paths.curves)
 
 
 # --------------------------------------------------------------------------- tables
@@ -51,11 +53,11 @@ SPLITS = ("train", "valid", "test")
 
 def load_eval(run_dir: str | Path) -> dict:
     """A run's ``eval.json``; a clear error when the run has not been evaluated."""
-    path = Path(run_dir) / "eval.json"
+    path = RunPaths(run_dir).eval
     if not Path(run_dir).is_dir():
         raise AnetError(f"{run_dir}: no such run directory")
     if not path.is_file():
-        raise AnetError(f"{run_dir}: no eval.json; run `anet evaluate --ckpt-dir {run_dir}` first")
+        raise AnetError(f"{run_dir}: no {path.name}; run `anet evaluate --ckpt-dir {run_dir}` first")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:

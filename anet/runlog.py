@@ -1,4 +1,4 @@
-"""What a run writes while it trains: metrics.jsonl, TensorBoard scalars, the resolved config."""
+"""What a run logs while it trains: ``metrics.jsonl`` rows mirrored as TensorBoard scalars."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from anet.files import atomic_write
-
-METRICS = "metrics.jsonl"
+from anet.runs import RunPaths
 
 
 def _ends_clean(path: Path) -> bool:
@@ -21,8 +20,8 @@ def _ends_clean(path: Path) -> bool:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """All rows of ``metrics.jsonl`` (a torn last line from a kill is ignored)."""
-    path = Path(run_dir) / METRICS
+    """All rows of a run's ``metrics.jsonl`` (a torn last line from a kill is ignored)."""
+    path = RunPaths(run_dir).metrics
     if not path.is_file():
         return []
     rows = []
@@ -38,7 +37,8 @@ class MetricsLog:
     """Appends metric rows to ``metrics.jsonl`` and mirrors numbers to TensorBoard."""
 
     def __init__(self, run_dir: str | Path, resume_step: int = 0):
-        self.path = Path(run_dir) / METRICS
+        paths = RunPaths(run_dir)
+        self.path = paths.metrics
         # Rows logged after the checkpoint we resume from describe training that is redone.
         # Trimmed by temp file + rename (never truncate-then-write: a kill then would leave an
         # empty history); a history with nothing to trim is not rewritten at all.
@@ -49,7 +49,7 @@ class MetricsLog:
         import tensorflow as tf  # here, so reading metrics (anet report) never loads TF
 
         self.tf = tf
-        self.writer = tf.summary.create_file_writer(str(Path(run_dir) / "tensorboard"))
+        self.writer = tf.summary.create_file_writer(str(paths.tensorboard))
 
     def log(self, row: dict) -> None:
         with open(self.path, "a") as f:

@@ -9,9 +9,82 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from anet import checkpoints
+from anet import checkpoints, lock
 from anet.config import Config, from_dict, load_config
 from anet.errors import AnetError
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Every file and folder of a run directory, named once (a new file gets a property here)::
+
+        RUN/config.yaml           resolved config (train writes it; every command reads it)
+        RUN/checkpoints/          checkpoints and their index (see anet.checkpoints)
+        RUN/metrics.jsonl         one row per Algorithm 1 check and per epoch
+        RUN/tensorboard/          TensorBoard scalars (and visualize/ images)
+        RUN/curves.png            training curves (train, report)
+        RUN/eval.json             anet evaluate's result; confusion.png, errors.png beside it
+        RUN/visualize/            anet visualize's default output folder
+        RUN/.anet.lock            held while anet train runs (see anet.lock)
+        RUN/train.log             train-many's log of one run
+        RUN/worker-N/             a non-chief worker's own run folder (multi-worker training)
+    """
+
+    dir: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "dir", Path(self.dir))
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.dir / "checkpoints"
+
+    @property
+    def checkpoint_index(self) -> Path:
+        return self.checkpoints / checkpoints.INDEX
+
+    @property
+    def metrics(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.dir / "tensorboard"
+
+    @property
+    def curves(self) -> Path:
+        return self.dir / "curves.png"
+
+    @property
+    def eval(self) -> Path:
+        return self.dir / "eval.json"
+
+    @property
+    def confusion(self) -> Path:
+        return self.dir / "confusion.png"
+
+    @property
+    def errors(self) -> Path:
+        return self.dir / "errors.png"
+
+    @property
+    def visualize(self) -> Path:
+        return self.dir / "visualize"
+
+    @property
+    def lock(self) -> Path:
+        return self.dir / lock.LOCK
+
+    @property
+    def train_log(self) -> Path:
+        return self.dir / "train.log"
+
+    def worker(self, index: int) -> RunPaths:
+        return RunPaths(self.dir / f"worker-{index}")
 
 
 @dataclass(frozen=True)
@@ -19,6 +92,10 @@ class Run:
     dir: Path
     cfg: Config
     ckpts: tuple  # checkpoint states (oldest first), each with "path"
+
+    @property
+    def paths(self) -> RunPaths:
+        return RunPaths(self.dir)
 
     @property
     def manifest(self) -> dict:
@@ -48,10 +125,11 @@ class Run:
 def latest_run(root: str | Path = "runs") -> Path:
     """The most recently modified run directory under ``root`` (one holding checkpoints/)."""
     root = Path(root)
-    runs = [p.parent.parent for p in root.glob("*/checkpoints/checkpoints.jsonl")]
+    runs = [RunPaths(p) for p in root.iterdir() if RunPaths(p).checkpoint_index.is_file()] \
+        if root.is_dir() else []
     if not runs:
         raise AnetError(f"no runs under {root}/; train one with `anet train CONFIG` or pass --ckpt-dir")
-    return max(runs, key=lambda p: (p / "checkpoints" / "checkpoints.jsonl").stat().st_mtime)
+    return max(runs, key=lambda p: p.checkpoint_index.stat().st_mtime).dir
 
 
 def open_run(run_dir: str | Path, overrides=()) -> Run:
@@ -59,10 +137,11 @@ def open_run(run_dir: str | Path, overrides=()) -> Run:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise AnetError(f"{run_dir}: no such run directory")
-    cfg_path = run_dir / "config.yaml"
-    ckpts = tuple(checkpoints.list_checkpoints(run_dir / "checkpoints"))
+    paths = RunPaths(run_dir)
+    cfg_path = paths.config
+    ckpts = tuple(checkpoints.list_checkpoints(paths.checkpoints))
     if not ckpts:
-        raise AnetError(f"{run_dir}: no checkpoints in {run_dir / 'checkpoints'}; train first")
+        raise AnetError(f"{run_dir}: no checkpoints in {paths.checkpoints}; train first")
     cfg = load_config(cfg_path, overrides) if cfg_path.is_file() else from_dict(ckpts[-1]["config"])
     return Run(dir=run_dir, cfg=cfg, ckpts=ckpts)
 
@@ -101,7 +180,7 @@ def _eval_choice(run: Run) -> str | None:
     import json
 
     try:
-        data = json.loads((run.dir / "eval.json").read_text())
+        data = json.loads(run.paths.eval.read_text())
     except (OSError, ValueError):
         return None
     chosen = data.get("chosen") if isinstance(data, dict) else None
@@ -119,7 +198,7 @@ def choose_checkpoint(run: Run, name: str | None = None) -> tuple[dict, str]:
         for c in run.ckpts:
             if Path(c["path"]).name == chosen:
                 return c, "chosen by `anet evaluate`"
-        print(f"notice: {run.dir}/eval.json names {chosen}, which is gone; ignoring it")
+        print(f"notice: {run.paths.eval} names {chosen}, which is gone; ignoring it")
     scored = [c for c in run.ckpts if isinstance(c.get("valid_acc"), (int, float))]
     if scored:
         best = max(scored, key=lambda c: (c["valid_acc"], -c["step"]))

@@ -27,6 +27,7 @@ from anet.config import Config, to_dict, write_config
 from anet.data import pipeline
 from anet.errors import AnetError
 from anet.runlog import MetricsLog
+from anet.runs import RunPaths
 
 # Config sections that must match to resume a run (others, e.g. epochs, may change).
 RESUME_KEYS = (("model",), ("data", "dir"), ("data", "image_size"), ("data", "resize"),
@@ -175,10 +176,11 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
 
     The run directory is locked for the whole run: a second ``anet train`` on it is refused.
     """
-    run_dir = Path(run_dir or default_run_dir(cfg))
+    paths = RunPaths(run_dir or default_run_dir(cfg))
     if cfg.train.distribute == "multi_worker" and (worker := worker_index()) > 0:
-        run_dir = run_dir / f"worker-{worker}"  # only the chief writes the run itself
-    with lock.hold(run_dir / lock.LOCK, run_dir):
+        paths = paths.worker(worker)  # only the chief writes the run itself
+    run_dir = paths.dir
+    with lock.hold(paths.lock, run_dir):
         return _train(cfg, run_dir)
 
 
@@ -187,7 +189,8 @@ def _train(cfg: Config, run_dir: Path) -> dict:
     setup(cfg)
     strategy = make_strategy(cfg.train.distribute)
     distributed = cfg.train.distribute != "none"
-    ckpt_root = run_dir / "checkpoints"
+    paths = RunPaths(run_dir)
+    ckpt_root = paths.checkpoints
     checkpoints.clean_partial(ckpt_root)
     resume = checkpoints.latest(ckpt_root)
     if resume:
@@ -196,7 +199,7 @@ def _train(cfg: Config, run_dir: Path) -> dict:
         if done:
             print(f"{run_dir}: already finished at step {resume['step']} ({done}); nothing to do")
             return resume
-    write_config(cfg, run_dir)
+    write_config(cfg, paths.config)
 
     sc = cfg.schedule
     spec = pipeline.preprocess_spec(cfg.data, manifest)

@@ -224,7 +224,7 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
     _check_same_data(opened)
     first = opened[0]
     classes = first.manifest.get("classes", ())
-    out = Path(out or first.dir / "visualize" / ("compare" if compare else ""))
+    out = Path(out or first.paths.visualize / ("compare" if compare else ""))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -248,7 +248,7 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
         files = [_compare_figure(out, i, s, results, grids) for i, s in enumerate(samples_info)]
     else:
         files = _write_single(out, samples_info, results[0], *grids[0])
-        _write_tensorboard(first.dir, samples_info, results[0], grids[0][1])
+        _write_tensorboard(first.paths, samples_info, results[0], grids[0][1])
     report = {"split": None if images else split, "samples": samples_info, "runs": results,
               "files": [str(f) for f in files],
               "smoothness": "1 - E/(4*A*V) per live channel, mean over channels and samples; "
@@ -349,11 +349,11 @@ def _figure(columns: list[list], title: str, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _write_tensorboard(run_dir: Path, info: list, result: dict, maps: list) -> None:
+def _write_tensorboard(paths: runs.RunPaths, info: list, result: dict, maps: list) -> None:
     """The same grids as TensorBoard image summaries in ``<run>/tensorboard/visualize``."""
     import tensorflow as tf
 
-    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "visualize"))
+    writer = tf.summary.create_file_writer(str(paths.tensorboard / "visualize"))
     with writer.as_default():
         for i, sample in enumerate(info):
             for row, fmap in zip(result["layers"], maps):

@@ -41,7 +41,7 @@ def test_int_and_yaml11_exponent_accepted_for_float(tmp_path):
 def test_round_trip_through_dict_and_file(tmp_path):
     cfg = load_config(None, ["model.name=alexnet", "run.seed=7"])
     assert from_dict(to_dict(cfg)) == cfg
-    path = write_config(cfg, tmp_path / "run")
+    path = write_config(cfg, tmp_path / "run" / "config.yaml")
     assert load_config(path) == cfg
 
 

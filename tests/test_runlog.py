@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from anet import runlog
+from anet.runs import RunPaths
+
+METRICS = RunPaths(".").metrics.name
 
 
 def _rows(path: Path, steps) -> None:
@@ -26,7 +29,7 @@ def killed_on_metrics_write(monkeypatch):
     real_open = builtins.open
 
     def dying_open(file, mode="r", *args, **kwargs):
-        if Path(str(file)).name == runlog.METRICS and "w" in mode:
+        if Path(str(file)).name == METRICS and "w" in mode:
             real_open(file, "w").close()
             raise Killed("killed while rewriting metrics.jsonl")
         return real_open(file, mode, *args, **kwargs)
@@ -39,7 +42,7 @@ def killed_on_metrics_write(monkeypatch):
 
 
 def test_resume_trim_is_atomic(tmp_path, killed_on_metrics_write):
-    _rows(tmp_path / runlog.METRICS, [4, 8, 12, 16])
+    _rows(tmp_path / METRICS, [4, 8, 12, 16])
     killed_on_metrics_write()
     log = runlog.MetricsLog(tmp_path, resume_step=8)
     log.close()
@@ -47,16 +50,16 @@ def test_resume_trim_is_atomic(tmp_path, killed_on_metrics_write):
 
 
 def test_resume_with_nothing_to_trim_does_not_rewrite(tmp_path, killed_on_metrics_write):
-    _rows(tmp_path / runlog.METRICS, [4, 8])
-    before = (tmp_path / runlog.METRICS).stat()
+    _rows(tmp_path / METRICS, [4, 8])
+    before = (tmp_path / METRICS).stat()
     killed_on_metrics_write()
     runlog.MetricsLog(tmp_path, resume_step=8).close()
-    after = (tmp_path / runlog.METRICS).stat()
+    after = (tmp_path / METRICS).stat()
     assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
 
 
 def test_torn_last_line_is_dropped_before_appending(tmp_path):
-    path = tmp_path / runlog.METRICS
+    path = tmp_path / METRICS
     _rows(path, [4])
     with open(path, "a") as f:
         f.write('{"step": 8, "lo')  # a kill mid-row
