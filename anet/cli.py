@@ -199,8 +199,25 @@ def visualize(ckpt_dir, layers, samples, split, images, out, ckpt, compare) -> N
 @click.option("--dataset", "datasets", multiple=True, type=click.Path(), metavar="DIR",
               help="A prepared dataset folder for Table 1 (repeatable).")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV instead of markdown.")
-def report(runs, datasets, as_csv) -> None:
-    """Paper Table 2 for evaluated RUNS (from eval.json) and Table 1 for --dataset folders."""
+@click.option("--html", "html_out", type=click.Path(), default=None, metavar="OUT.html",
+              help="One self-contained page (images embedded): Tables 1-2, Figures 3-4, per-run "
+                   "confusion/per-class/errors, methods. Runs not evaluated are listed, not dropped.")
+@click.option("--md", "md_out", type=click.Path(), default=None, metavar="OUT.md",
+              help="The same report as Markdown, its images in OUT_files/ beside it.")
+@click.option("--visualize", is_flag=True,
+              help="With --html/--md: run `anet visualize` (--compare across models) for Figure 4 "
+                   "where the runs have none.")
+def report(runs, datasets, as_csv, html_out, md_out, visualize) -> None:
+    """Paper Table 2 for evaluated RUNS (from eval.json) and Table 1 for --dataset folders;
+    --html/--md: the whole comparison as one page. A RUN holding seed-N folders is one experiment."""
+    if html_out or md_out:
+        if visualize:
+            _import_tensorflow_quietly()
+        from anet.report_html import write_report
+
+        write_report(list(runs), html_out=html_out, md_out=md_out, visualize=visualize,
+                     datasets=datasets, as_csv=as_csv)
+        return
     from anet.report import report as make_report
 
     click.echo(make_report(runs, datasets, as_csv=as_csv))

@@ -21,6 +21,7 @@ from anet.config import dump_yaml
 from anet.errors import AnetError
 from anet.files import atomic_write
 from anet.plotting import pyplot, save_figure
+from anet.runlog import record_command
 from anet.runs import RunPaths, build_model, check_fits, open_run
 
 SPLITS = ("valid", "test")
@@ -178,6 +179,7 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
         cell = karyotype.cell_report(out["probs"], out["labels"], out["cells"])
         result["karyotype"] = cell | {"split": split}
     atomic_write(run.paths.eval, json.dumps(result, indent=1) + "\n")
+    record_command(run.dir)
     plot_confusion(cm, classes, run.paths.confusion,
                    title=f"{Path(run.dir).name} {chosen['name']}: {split} confusion")
     plot_errors(out["errors"], classes, run.paths.errors,
@@ -215,13 +217,19 @@ def summary(result: dict) -> str:
 # --------------------------------------------------------------------------- plots
 
 
-def plot_confusion(cm: np.ndarray, classes, path: Path, title: str = "confusion") -> Path:
-    """Confusion matrix heat map with class names on both axes and counts in the cells."""
+def plot_confusion(cm: np.ndarray, classes, path: Path, title: str = "confusion",
+                   normalize: bool = False) -> Path:
+    """Confusion matrix heat map with class names on both axes and counts in the cells
+    (``normalize``: each row divided by its class's count, shown as fractions 0..1)."""
     plt = pyplot()
+    cm = np.asarray(cm)
     k = len(classes)
+    if normalize:
+        support = cm.sum(axis=1, keepdims=True)
+        cm = np.divide(cm, support, out=np.zeros(cm.shape), where=support > 0)
     side = min(max(4.0, 0.4 * k + 2), 14.0)
     fig, ax = plt.subplots(figsize=(side + 1, side), dpi=100)
-    im = ax.imshow(cm, cmap="Blues")
+    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     long_names = k > 12 or max((len(str(c)) for c in classes), default=0) > 3
     ax.set_xticks(range(k), classes, rotation=45 if long_names else 0, ha="right" if long_names else "center")
@@ -233,8 +241,9 @@ def plot_confusion(cm: np.ndarray, classes, path: Path, title: str = "confusion"
         hi = cm.max() if cm.size else 0
         for i in range(k):
             for j in range(k):
-                if cm[i, j]:
-                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=10 if k <= 10 else 7,
+                if cm[i, j] >= (0.005 if normalize else 1):
+                    text = f"{cm[i, j]:.2f}".lstrip("0") if normalize else str(cm[i, j])
+                    ax.text(j, i, text, ha="center", va="center", fontsize=10 if k <= 10 else 7,
                             color="white" if cm[i, j] > hi / 2 else "black")
     fig.tight_layout()
     return save_figure(fig, path, bbox_inches="tight")  # keep labels tight_layout clips

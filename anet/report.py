@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 from anet import checkpoints
@@ -12,6 +13,53 @@ from anet.errors import AnetError
 from anet.plotting import pyplot, save_figure
 from anet.runlog import read_metrics
 from anet.runs import RunPaths
+
+
+def lr_changes(rows) -> list[tuple[int, float, float]]:
+    """(step, old lr, new lr) wherever the learning rate changed, from metrics.jsonl rows
+    (each check row has the ``lr`` it trained with and the ``next_lr`` it set)."""
+    out, last = [], None
+    for r in rows:
+        for key in ("lr", "next_lr"):
+            lr = r.get(key)
+            if isinstance(lr, (int, float)) and not isinstance(lr, bool):
+                if last is not None and not math.isclose(lr, last, rel_tol=1e-9):
+                    out.append((int(r.get("step", 0)), last, float(lr)))
+                last = float(lr)
+    return out
+
+
+def draw_curves(ax, rows: list[dict], ckpts: list[dict], chosen_step: int | None = None,
+                scores: dict | None = None, legend: bool = True) -> None:
+    """Figure 3 on one axis: training and validation accuracy over steps, saved checkpoints
+    (dotted lines; circles at the valid accuracy ``anet evaluate`` measured, ``scores``: step ->
+    accuracy), learning-rate changes (dashed, labelled) and the chosen checkpoint (star)."""
+    checks = [r for r in rows if r.get("kind") == "check" and "train_acc" in r]
+    valid = [r for r in rows if "valid_acc" in r]
+    ax.plot([r["step"] for r in checks], [r["train_acc"] for r in checks],
+            color="#8fd18f", label="training (mean since last check)")
+    ax.plot([r["step"] for r in valid], [r["valid_acc"] for r in valid],
+            color="#1b6e1b", marker=".", label="validation")
+    for i, c in enumerate(ckpts):
+        ax.axvline(c["step"], color="#555555", alpha=0.6, lw=0.9, ls=":",
+                   label="saved checkpoint" if i == 0 else None)
+    if scores:
+        ax.plot(list(scores), list(scores.values()), ls="none", marker="o", mfc="white",
+                mec="#1b6e1b", ms=6, label="checkpoint, valid acc (evaluate)", zorder=4)
+    for i, (step, _, new) in enumerate(lr_changes(rows)):
+        ax.axvline(step, color="#c0392b", alpha=0.6, lw=0.9, ls="--",
+                   label="learning-rate change" if i == 0 else None)
+        ax.annotate(f"lr {new:g}", (step, 0.02), rotation=90, fontsize=7, color="#c0392b",
+                    xytext=(2, 0), textcoords="offset points", va="bottom")
+    if chosen_step is not None and (scores or {}).get(chosen_step) is not None:
+        ax.plot([chosen_step], [scores[chosen_step]], marker="*", ms=16, color="#e67e22",
+                mec="black", ls="none", label="chosen checkpoint", zorder=5)
+    ax.set_xlabel("step")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(loc="lower right", fontsize=8)
 
 
 def plot_curves(run_dir: str | Path) -> Path | None:
@@ -25,25 +73,36 @@ def plot_curves(run_dir: str | Path) -> Path | None:
     rows = read_metrics(run_dir)
     if not rows:
         return None
-    checks = [r for r in rows if r.get("kind") == "check"]
-    valid = [r for r in rows if "valid_acc" in r]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    ax.plot([r["step"] for r in checks], [r["train_acc"] for r in checks],
-            color="#8fd18f", label="training (mean since last check)")
-    ax.plot([r["step"] for r in valid], [r["valid_acc"] for r in valid],
-            color="#1b6e1b", marker=".", label="validation")
     ckpts = checkpoints.list_checkpoints(paths.checkpoints)
-    for i, c in enumerate(ckpts):
-        ax.axvline(c["step"], color="grey", alpha=0.35, lw=0.8,
-                   label="checkpoint" if i == 0 else None)
-    ax.set_xlabel("step")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1.02)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    draw_curves(ax, rows, ckpts)
     ax.set_title(f"{run_dir.name}: accuracy ({len(ckpts)} checkpoints)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
     fig.tight_layout()
     return save_figure(fig, paths.curves)
+
+
+def plot_figure3(panels: list[tuple], title: str, path: Path, cols: int = 3) -> Path:
+    """Figure 3 for one model x dataset: one panel per run (seed), each drawn by
+    :func:`draw_curves`, one legend below. ``panels``: (panel title, metrics rows, checkpoints,
+    chosen step, evaluated scores)."""
+    plt = pyplot()
+    cols = max(1, min(cols, len(panels)))
+    nrows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.4 * cols if cols > 1 else 8, 3.4 * nrows + 1.1),
+                             dpi=100, squeeze=False, sharey=True)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    labels = {}
+    for ax, (name, rows, ckpts, chosen, scores) in zip(axes.flat, panels):
+        draw_curves(ax, rows, ckpts, chosen, scores, legend=False)
+        ax.set_title(f"{name} ({len(ckpts)} checkpoints)", fontsize=9)
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            labels.setdefault(label, handle)
+    fig.suptitle(title, fontsize=11)
+    fig.legend(labels.values(), labels.keys(), loc="lower center", ncol=min(len(labels), 3),
+               fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.55 / (3.4 * nrows + 1.1), 1, 1))  # room for the legend
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- tables
@@ -114,12 +173,17 @@ def _size(size: dict) -> str:
     return f"{lo[0]}x{lo[1]}" if lo == hi else f"{lo[0]}x{lo[1]} .. {hi[0]}x{hi[1]}"
 
 
-def table1(manifests: list[dict], as_csv: bool = False) -> str:
-    """The paper's Table 1: a row per dataset with its total, split sizes and image size."""
+def table1_rows(manifests: list[dict]) -> tuple[list[str], list[list]]:
+    """(header, rows) of the paper's Table 1: a row per dataset with its totals and image size."""
     header = ["Dataset", "Total", "Train", "Valid", "Test", "Size"]
     body = [[m["name"]] + [m["totals"].get(k, "-") for k in ("total", "train", "valid", "test")]
             + [_size(m.get("size", {}))] for m in manifests]
-    return render(header, body, as_csv)
+    return header, body
+
+
+def table1(manifests: list[dict], as_csv: bool = False) -> str:
+    """The paper's Table 1: a row per dataset with its total, split sizes and image size."""
+    return render(*table1_rows(manifests), as_csv)
 
 
 def report(runs=(), datasets=(), as_csv: bool = False) -> str:

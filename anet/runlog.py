@@ -1,12 +1,64 @@
-"""What a run logs while it trains: ``metrics.jsonl`` rows mirrored as TensorBoard scalars."""
+"""What a run writes while it trains: metrics.jsonl, TensorBoard scalars, commands.jsonl."""
 
 from __future__ import annotations
 
 import json
+import platform
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from anet.files import atomic_write
 from anet.runs import RunPaths
+
+
+def code_version() -> dict:
+    """anet's version and, when it runs from a git checkout, the commit (``+dirty`` if edited)."""
+    import anet
+
+    out = {"anet": anet.__version__, "git": None, "python": platform.python_version()}
+    here = Path(anet.__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        if commit:
+            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."],
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            out["git"] = commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for lib in ("tensorflow", "keras"):  # recorded only where the command already loaded them
+        if lib in sys.modules:
+            out[lib] = getattr(sys.modules[lib], "__version__", None)
+    return out
+
+
+def record_command(run_dir: str | Path, argv: list[str] | None = None) -> dict:
+    """Append the command line now running (``anet ...``), the time and code versions to
+    ``RUN/commands.jsonl``, so `anet report --html` can say exactly what produced the run."""
+    argv = list(sys.argv if argv is None else argv)
+    if argv:
+        argv[0] = Path(argv[0]).name  # .venv/bin/anet -> anet
+    row = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": argv, "cwd": str(Path.cwd()),
+           **code_version()}
+    with open(RunPaths(run_dir).commands, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    return row
+
+
+def read_commands(run_dir: str | Path) -> list[dict]:
+    """Rows of ``RUN/commands.jsonl`` (none for runs made before it existed; torn lines skipped)."""
+    path = RunPaths(run_dir).commands
+    rows = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def _ends_clean(path: Path) -> bool:

@@ -24,6 +24,7 @@ class RunPaths:
         RUN/tensorboard/          TensorBoard scalars (and visualize/ images)
         RUN/curves.png            training curves (train, report)
         RUN/eval.json             anet evaluate's result; confusion.png, errors.png beside it
+        RUN/commands.jsonl        every train/evaluate command line run on it, with code versions
         RUN/visualize/            anet visualize's default output folder
         RUN/.anet.lock            held while anet train runs (see anet.lock)
         RUN/train.log             train-many's log of one run
@@ -70,6 +71,10 @@ class RunPaths:
     @property
     def errors(self) -> Path:
         return self.dir / "errors.png"
+
+    @property
+    def commands(self) -> Path:
+        return self.dir / "commands.jsonl"
 
     @property
     def visualize(self) -> Path:

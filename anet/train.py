@@ -26,7 +26,7 @@ from anet import checkpoints, lock, schedule
 from anet.config import Config, to_dict, write_config
 from anet.data import pipeline
 from anet.errors import AnetError
-from anet.runlog import MetricsLog
+from anet.runlog import MetricsLog, record_command
 from anet.runs import RunPaths
 
 # Config sections that must match to resume a run (others, e.g. epochs, may change).
@@ -200,6 +200,7 @@ def _train(cfg: Config, run_dir: Path) -> dict:
             print(f"{run_dir}: already finished at step {resume['step']} ({done}); nothing to do")
             return resume
     write_config(cfg, paths.config)
+    record_command(run_dir)
 
     sc = cfg.schedule
     spec = pipeline.preprocess_spec(cfg.data, manifest)

@@ -1,0 +1,307 @@
+"""The content of `anet report --html/--md` as a list of blocks (headings, tables, figures, code).
+
+:func:`build` turns collected experiments (:mod:`anet.report_data`) into blocks, drawing the
+figures it needs (Figure 3, normalised confusion matrices) into a folder; :mod:`anet.report_html`
+renders the same blocks as one self-contained HTML page or as Markdown with images beside it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from anet import paper
+from anet.report import SPLITS, plot_figure3, table1_rows
+from anet.report_data import Experiment, RunView, datasets, fmt_mean_std
+from anet.runlog import code_version
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class Para:
+    text: str  # plain text; `backticks` become code spans
+    cls: str = ""  # "note" (muted) or "todo" (highlighted)
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple
+    rows: tuple  # tuples of cells (str)
+    caption: str = ""
+    row_classes: tuple = ()  # a CSS class per row ("paper" rows are shaded), may be shorter
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class Figure:
+    path: Path  # a PNG
+    caption: str
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class Code:
+    text: str
+    caption: str = ""
+    cls: str = ""  # "config": set in columns (long YAML)
+
+
+def slug(text: str) -> str:
+    """An id/file-name-safe version of ``text``."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-").lower() or "x"
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def table1(experiments: list[Experiment], extra=()) -> Table:
+    """Table 1 for every dataset the runs used (and ``extra`` dataset.json dicts), the paper's
+    row under each of its datasets."""
+    manifests = datasets(experiments)
+    names = {m.get("name") for m in manifests}
+    header, rows = table1_rows(manifests + [m for m in extra if m.get("name") not in names])
+    body, classes = [], []
+    for row in rows:
+        body.append(tuple(map(str, row)))
+        classes.append("")
+        if row[0] in paper.TABLE1:
+            body.append((f"{row[0]} ({paper.TITLE})",) + tuple(map(str, paper.TABLE1[row[0]])))
+            classes.append("paper")
+    return Table(tuple(header), tuple(body), "Table 1. Datasets: images per split and image size "
+                 "(h x w). Shaded rows: the paper's figures.", tuple(classes), id="table1")
+
+
+def _row_labels(experiments: list[Experiment]) -> list[str]:
+    """A Table 2 row per model; a model with two experiments on one dataset gets one row each."""
+    pairs = [(e.model, e.dataset) for e in experiments]
+    return [e.model if pairs.count((e.model, e.dataset)) == 1 else f"{e.model} ({e.label})"
+            for e in experiments]
+
+
+def table2(experiments: list[Experiment]) -> Table:
+    """The paper's Table 2 in its shape (models x dataset splits), each cell mean ± std over the
+    evaluated seed runs with n per dataset; the paper's row under each model it reports."""
+    done = [e for e in experiments if e.evaluated]
+    names = list(dict.fromkeys(e.dataset for e in done))
+    header = ("Model",) + tuple(f"{d} {s}" for d in names for s in ("n",) + SPLITS)
+    cells: dict[str, dict] = {}
+    models: dict[str, str] = {}
+    for label, e in zip(_row_labels(done), done):
+        models[label] = e.model
+        accs = [r.eval["accuracy"] for r in e.evaluated]
+        cells.setdefault(label, {})[e.dataset] = [str(len(accs))] + [
+            fmt_mean_std(a.get(s) for a in accs) for s in SPLITS]
+    body, classes, shown = [], [], set()
+    for label, by_data in cells.items():
+        body.append((label,) + tuple(c for d in names for c in by_data.get(d, ["-"] * 4)))
+        classes.append("")
+        model = models[label]
+        figures = {d: paper.table2(model, d) for d in names}
+        if model not in shown and any(figures.values()):
+            shown.add(model)
+            body.append((f"{model} ({paper.TITLE})",) + tuple(
+                c for d in names for c in (["", *(f"{v:.3f}" for v in figures[d])]
+                                           if figures[d] else ["", "", "", ""])))
+            classes.append("paper")
+    return Table(header, tuple(body), "Table 2. Accuracy on train / valid / test: mean ± sample "
+                 "standard deviation over the n evaluated seed runs of each experiment, at the "
+                 "checkpoint chosen on valid. Shaded rows: the paper's figures (one run each).",
+                 tuple(classes), id="table2")
+
+
+def _acc(v) -> str:
+    return f"{v:.4f}" if isinstance(v, (int, float)) else "-"
+
+
+def per_run_table(experiments: list[Experiment]) -> Table:
+    """Every evaluated run: its chosen checkpoint, why, and its accuracies."""
+    rows = []
+    for e in experiments:
+        for r in e.evaluated:
+            ch, acc = r.chosen, r.eval["accuracy"]
+            rows.append((r.name, r.model, r.dataset, "-" if r.seed is None else str(r.seed),
+                         f"{ch['name']} (step {ch['step']})", ch.get("reason", ""),
+                         *(_acc(acc.get(s)) for s in SPLITS)))
+    return Table(("Run", "Model", "Dataset", "Seed", "Chosen checkpoint", "Why", "Train", "Valid",
+                  "Test"), tuple(rows), "Table 2, per run: the checkpoint `anet evaluate` chose "
+                 "and its accuracies.", id="table2-runs")
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _todo_section(experiments: list[Experiment]) -> list:
+    todo = [(r.name, r.todo) for e in experiments for r in e.runs if r.todo]
+    if not todo:
+        return []
+    return [Heading("Runs not in Table 2", id="todo"),
+            Para("These runs have no usable eval.json yet; each line is the command that "
+                 "completes it (then re-run `anet report`).", "todo"),
+            Table(("Run", "State and command"), tuple(todo), id="todo-table")]
+
+
+def _scores(r: RunView) -> dict:
+    """step -> valid accuracy of each checkpoint as `anet evaluate` scored it."""
+    return {int(c["step"]): float(c["valid_acc"]) for c in (r.eval or {}).get("checkpoints", [])
+            if isinstance(c.get("step"), int) and isinstance(c.get("valid_acc"), (int, float))}
+
+
+def _figure3(experiments: list[Experiment], figdir: Path) -> list:
+    blocks = [Heading("Figure 3. Training and validation accuracy", id="figure3")]
+    for e in experiments:
+        panels = [(r.name, list(r.metrics), list(r.ckpts), (r.chosen or {}).get("step"),
+                   _scores(r)) for r in e.runs if r.metrics]
+        if not panels:
+            blocks.append(Para(f"{e.label} ({e.model} on {e.dataset}): no metrics.jsonl yet.", "note"))
+            continue
+        path = plot_figure3(panels, f"{e.model} on {e.dataset}: {e.label}",
+                            figdir / f"figure3-{slug(e.label)}-{slug(e.model)}-{slug(e.dataset)}.png")
+        blocks.append(Figure(path, f"Figure 3, {e.model} on {e.dataset} ({e.label}, "
+                             f"{len(panels)} run{'s' if len(panels) > 1 else ''}): light green "
+                             "training accuracy (mean since the last check), dark green validation "
+                             "accuracy during training, dotted lines saved checkpoints (circles: "
+                             "their valid accuracy as `anet evaluate` scored them), red dashed "
+                             "lines learning-rate changes, star the checkpoint chosen on valid."))
+    return blocks
+
+
+def _figure4(experiments: list[Experiment], command: str) -> list:
+    blocks = [Heading("Figure 4. Layer outputs", id="figure4")]
+    seen = set()
+    for e in experiments:
+        for r in e.runs:
+            for png in r.figure4:
+                if png in seen:
+                    continue
+                seen.add(png)
+                kind = "compare" if png.parent.name == "compare" else "overview"
+                blocks.append(Figure(png, f"Figure 4 ({kind}), {png.relative_to(r.dir.parent)}: "
+                                     "conv1, pool1, pool2 and the last pool; s = smoothness "
+                                     "(1 smooth, ~0.5 white noise)."))
+    if not seen:
+        blocks.append(Para(f"No run has `anet visualize` output. `{command} --visualize` makes "
+                           "it (a compare figure where several models share a dataset).", "todo"))
+    return blocks
+
+
+def _per_class(r: RunView) -> Table:
+    rows = tuple((str(c["class"]), f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}",
+                  str(c["support"])) for c in r.eval.get("per_class", []))
+    return Table(("Class", "Precision", "Recall", "F1", "Support"), rows,
+                 f"Per-class metrics on {r.eval.get('split', 'test')} ({r.name}).")
+
+
+def _karyotype(r: RunView) -> list:
+    k = r.eval.get("karyotype")
+    if not k:
+        return []
+    row = (str(k["cells"]), str(k["chromosomes"]), f"{k['accuracy_before']:.4f}",
+           f"{k['accuracy_after']:.4f}", f"{k['penalty']:g}")
+    return [Table(("Cells", "Chromosomes", "Per-chromosome (argmax)", "Per-cell assignment",
+                   "Spare-slot penalty"), (row,),
+                  f"Karyotype, {k['split']} split: accuracy before and after assigning each "
+                  "cell's chromosomes jointly (46 slots, XX or XY).")]
+
+
+def _run_section(r: RunView, figdir: Path) -> list:
+    from anet.evaluate import plot_confusion
+
+    blocks = [Heading(f"{r.name}: {r.model} on {r.dataset}", 3, id=f"run-{slug(r.name)}")]
+    if not r.eval:
+        return blocks + [Para(r.todo or "not evaluated", "todo")]
+    ch, acc, ev = r.chosen, r.eval["accuracy"], r.eval
+    counts = ev.get("examples", {})
+    blocks.append(Para(f"Chosen checkpoint `{ch['name']}` (step {ch['step']}): {ch.get('reason', '')}. "
+                       + "; ".join(f"{s} {_acc(acc.get(s))}" + (f" on {counts[s]} images"
+                                                                 if s in counts else "")
+                                   for s in SPLITS if acc.get(s) is not None) + "."))
+    if ev.get("confusion") and ev.get("classes"):
+        split = ev.get("split", "test")
+        path = plot_confusion(ev["confusion"], ev["classes"], figdir / f"confusion-{slug(r.name)}.png",
+                              title=f"{r.name}: {split} confusion (row-normalised)", normalize=True)
+        blocks.append(Figure(path, f"Confusion matrix of {r.name} on {split}, each row divided by "
+                             "the class's count (recall on the diagonal)."))
+    if ev.get("per_class"):
+        blocks.append(_per_class(r))
+    blocks += _karyotype(r)
+    if r.errors_png:
+        blocks.append(Figure(r.errors_png, f"Misclassified {ev.get('split', 'test')} images of "
+                             f"{r.name} (true / predicted, probability)."))
+    return blocks
+
+
+def _commands(r: RunView) -> str:
+    if r.commands:
+        return "\n".join(f"# {c.get('time', '?')}  anet {c.get('anet', '?')}  git {c.get('git') or '-'}"
+                         f"  in {c.get('cwd', '?')}\n" + " ".join(map(_quote, c.get("argv") or []))
+                         for c in r.commands)
+    cfg = r.dir / "config.yaml"
+    return ("# not recorded (run made before commands.jsonl); equivalent commands:\n"
+            f"anet train {cfg} --run-dir {r.dir}\nanet evaluate --ckpt-dir {r.dir}")
+
+
+def _quote(arg: str) -> str:
+    return arg if re.fullmatch(r"[\w@%+=:,./-]+", arg) else "'" + arg.replace("'", "'\\''") + "'"
+
+
+def _methods(experiments: list[Experiment]) -> list:
+    blocks = [Heading("Methods: commands, configs, data and code", id="methods")]
+    for e in experiments:
+        for r in e.runs:
+            blocks.append(Heading(r.name, 3, id=f"methods-{slug(r.name)}"))
+            blocks.append(Code(_commands(r), "Commands that produced this run"))
+            d = (r.eval or {}).get("dataset") or {}
+            m = r.manifest or {}
+            config_sha = ((r.eval or {}).get("config_sha256") or "-")[:16]
+            blocks.append(Para(
+                f"Dataset `{r.dataset}` in `{d.get('dir') or '?'}`: dataset.json sha256 "
+                f"`{(d.get('sha256') or 'not recorded (not evaluated)')[:16]}`, prepared "
+                f"{m.get('created', '?')} from `{m.get('source', '?')}` with split seed "
+                f"{m.get('seed', '?')}. Config sha256 `{config_sha}`."))
+            blocks.append(Code(r.config_text or "# no config.yaml and no checkpoint config",
+                               f"Resolved config ({r.dir / 'config.yaml'})", "config"))
+    return blocks
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def build(experiments: list[Experiment], figdir: Path, command: str, extra_datasets=()) -> tuple[str, list]:
+    """(title, blocks) of the whole report; figures are drawn into ``figdir``.
+
+    Args:
+        command: the `anet report` command line that makes this page (shown in its hints).
+    """
+    runs = [r for e in experiments for r in e.runs]
+    done = [r for r in runs if r.eval]
+    models = sorted({e.model for e in experiments})
+    names = sorted({e.dataset for e in experiments})
+    title = f"anet report: {', '.join(models)} on {', '.join(names)}"
+    v = code_version()
+    blocks = [Para(f"{len(experiments)} experiments, {len(runs)} runs ({len(done)} evaluated). "
+                   f"Built {time.strftime('%Y-%m-%d %H:%M %Z')} by anet {v['anet']} "
+                   f"(git {v['git'] or '-'}) with `{command}`. Everything below is read from the "
+                   "run folders; nothing was trained or evaluated to make it.", "note")]
+    blocks += _todo_section(experiments)
+    blocks += [Heading("Table 1. Datasets", id="table1-h"), table1(experiments, extra_datasets)]
+    blocks += [Heading("Table 2. Accuracy", id="table2-h")]
+    if done:
+        blocks += [table2(experiments), per_run_table(experiments)]
+    else:
+        blocks.append(Para("No run is evaluated yet (see the commands above).", "todo"))
+    blocks += _figure3(experiments, figdir)
+    blocks += _figure4(experiments, command)
+    blocks.append(Heading("Per run: confusion, per-class metrics, errors", id="runs"))
+    for r in runs:
+        blocks += _run_section(r, figdir)
+    blocks += _methods(experiments)
+    return title, blocks
+
