@@ -49,6 +49,7 @@ th, td { border: 1px solid var(--line); padding: .25em .55em; vertical-align: to
 td { text-align: right; }
 th { background: #eef0f4; white-space: nowrap; text-align: left; }
 th:first-child, td:first-child { text-align: left; }
+th.group { text-align: center; }
 td.text { text-align: left; }
 tr.paper td { background: var(--paper); font-style: italic; }
 figure { margin: 1em 0 1.6em; }
@@ -95,6 +96,11 @@ def _html_block(b) -> str:
         return f"<p{cls}>{_inline(b.text)}</p>"
     if isinstance(b, Table):
         head = "".join(f"<th>{html.escape(h)}</th>" for h in b.header)
+        if b.groups:  # a row of group labels above, the first column spanning both rows
+            top = "".join(f'<th colspan="{span}" class="group">{html.escape(g)}</th>'
+                          for g, span in b.groups)
+            head = (f'<th rowspan="2">{html.escape(b.header[0])}</th>{top}</tr><tr>'
+                    + "".join(f"<th>{html.escape(h)}</th>" for h in b.header[1:]))
         rows = []
         for i, row in enumerate(b.rows):
             cls = b.row_classes[i] if i < len(b.row_classes) and b.row_classes[i] else ""
@@ -148,7 +154,7 @@ def to_markdown(title: str, blocks: list, image_dir: Path, rel: str) -> str:
             out.append(f"> {b.text}" if b.cls == "todo" else b.text)
         elif isinstance(b, Table):
             lines = [f"*{b.caption}*", ""] if b.caption else []
-            lines.append("| " + " | ".join(map(_md_cell, b.header)) + " |")
+            lines.append("| " + " | ".join(map(_md_cell, b.flat_header())) + " |")
             lines.append("|" + "---|" * len(b.header))
             lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
             out.append("\n".join(lines))

@@ -38,6 +38,14 @@ class Table:
     caption: str = ""
     row_classes: tuple = ()  # a CSS class per row ("paper" rows are shaded), may be shorter
     id: str = ""
+    groups: tuple = ()  # (label, span) over header[1:]: a second header row above (Table 2)
+
+    def flat_header(self) -> tuple:
+        """One header row: group label and column name joined (Markdown, CSV)."""
+        if not self.groups:
+            return self.header
+        names = [g for g, span in self.groups for _ in range(span)]
+        return (self.header[0],) + tuple(f"{g} {h}" for g, h in zip(names, self.header[1:]))
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,7 @@ def table2(experiments: list[Experiment]) -> Table:
     evaluated seed runs with n per dataset; the paper's row under each model it reports."""
     done = [e for e in experiments if e.evaluated]
     names = list(dict.fromkeys(e.dataset for e in done))
-    header = ("Model",) + tuple(f"{d} {s}" for d in names for s in ("n",) + SPLITS)
+    header = ("Model",) + tuple(s for _ in names for s in ("n",) + SPLITS)
     cells: dict[str, dict] = {}
     models: dict[str, str] = {}
     for label, e in zip(_row_labels(done), done):
@@ -114,7 +122,7 @@ def table2(experiments: list[Experiment]) -> Table:
     return Table(header, tuple(body), "Table 2. Accuracy on train / valid / test: mean ± sample "
                  "standard deviation over the n evaluated seed runs of each experiment, at the "
                  "checkpoint chosen on valid. Shaded rows: the paper's figures (one run each).",
-                 tuple(classes), id="table2")
+                 tuple(classes), id="table2", groups=tuple((d, 4) for d in names))
 
 
 def _acc(v) -> str:
