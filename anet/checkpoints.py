@@ -1,4 +1,4 @@
-"""Checkpoints: atomic save, listing, latest, load (weights + optimizer + policy state).
+"""Checkpoints: their state record, atomic save, listing, latest, load, and the resume policy.
 
 Layout of ``RUN/checkpoints/``::
 
@@ -23,12 +23,15 @@ import os
 import shutil
 import time
 import warnings
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
+from anet.config import Config, to_dict
 from anet.errors import AnetError
 from anet.files import atomic_write
+from anet.schedule import ScheduleState
 
 PREFIX = "ckpt-"
 INDEX = "checkpoints.jsonl"
@@ -42,8 +45,79 @@ def ckpt_name(step: int) -> str:
     return f"{PREFIX}{step:08d}"
 
 
-def save(root: str | Path, *, model, optimizer, state: dict) -> Path:
-    """Write one checkpoint for ``state['step']`` atomically and refresh the index.
+@dataclass(frozen=True)
+class CheckpointState:
+    """What one checkpoint records beside its weights (its ``state.json``).
+
+    Every reader (train's resume, runs, evaluate, report, prune_periodic) uses these fields.
+    A new field gets a default here (older checkpoints lack it) and a line in ``to_json``
+    only if it is not a plain JSON value.
+    """
+
+    step: int  # optimizer steps taken
+    epoch: int  # completed epochs
+    batch_in_epoch: int  # batches of the current epoch taken (where a resume continues)
+    reasons: tuple[str, ...]  # check | periodic | final | interrupt (merged on one step)
+    schedule: ScheduleState  # Algorithm 1's state
+    config: dict  # the resolved config (config.to_dict)
+    model: str  # model.name
+    num_classes: int
+    input_shape: tuple[int, ...]  # [size, size, channels]
+    valid_acc: float | None = None  # last validation (None: not validated at this step)
+    valid_loss: float | None = None
+    valid_step: int | None = None  # the step that validation was made at
+    monitored: float | None = None  # Algorithm 1's accuracy that triggered a "check" save
+    train_acc: float | None = None  # the mini-batch accuracy at that check
+    stop_reason: str | None = None  # final/interrupt saves: epochs | max_steps | early_break | ...
+    finished: bool | None = None  # final/interrupt saves: False when interrupted
+    time: float | None = None  # unix time of the save
+    path: Path | None = field(default=None, compare=False)  # where it lies; not stored
+
+    @property
+    def name(self) -> str:
+        """The checkpoint's folder name, e.g. ``ckpt-00000201``."""
+        return self.path.name if self.path is not None else ckpt_name(self.step)
+
+    def to_json(self) -> dict:
+        """The JSON object stored in ``state.json`` (fields that are None are left out)."""
+        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "path"}
+        row.update(reasons=list(self.reasons), schedule=asdict(self.schedule),
+                   input_shape=list(self.input_shape))
+        return {k: v for k, v in row.items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data, source: str | Path = "state.json", path: Path | None = None
+                  ) -> CheckpointState:
+        """Rebuild a state from :meth:`to_json` output; unknown or missing fields are one
+        clear AnetError naming ``source``."""
+        stored = [f for f in fields(cls) if f.name != "path"]
+        if not isinstance(data, dict):
+            raise AnetError(f"{source}: not an anet checkpoint state (not a JSON object)")
+        unknown = sorted(set(data) - {f.name for f in stored})
+        missing = [f.name for f in stored if f.default is MISSING and f.name not in data]
+        try:
+            if unknown or missing:
+                raise TypeError
+            sched = ScheduleState(**data["schedule"])
+            return cls(**dict(data, reasons=tuple(data["reasons"]), schedule=sched,
+                              input_shape=tuple(data["input_shape"])), path=path)
+        except TypeError:
+            what = "; ".join(part for part in (
+                f"unknown fields {', '.join(unknown)}" if unknown else "",
+                f"missing fields {', '.join(missing)}" if missing else "") if part)
+            raise AnetError(f"{source}: not a checkpoint state of this anet version "
+                            f"({what or 'bad schedule or reasons'}); train a new run") from None
+
+
+def read_state(ckpt_dir: str | Path) -> CheckpointState:
+    """The state of the checkpoint folder ``ckpt_dir`` (with its ``path``)."""
+    ckpt_dir = Path(ckpt_dir)
+    file = ckpt_dir / STATE
+    return CheckpointState.from_json(json.loads(file.read_text()), file, path=ckpt_dir)
+
+
+def save(root: str | Path, *, model, optimizer, state: CheckpointState) -> Path:
+    """Write one checkpoint for ``state.step`` atomically and refresh the index.
 
     If a checkpoint for the same step exists (e.g. an Algorithm 1 save and the periodic save
     fall on one step), the weights are the same, so only its ``reasons`` are merged.
@@ -52,46 +126,44 @@ def save(root: str | Path, *, model, optimizer, state: dict) -> Path:
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    step = int(state["step"])
-    final = root / ckpt_name(step)
-    record = dict(state, time=time.time())
+    final = root / ckpt_name(state.step)
+    record = replace(state, time=time.time(), path=None)
     if final.exists():
-        old = json.loads((final / STATE).read_text())
-        merged = list(dict.fromkeys(list(old.get("reasons", [])) + list(state.get("reasons", []))))
-        atomic_write(final / STATE, json.dumps(dict(old, **{**record, "reasons": merged})))
+        old = read_state(final)
+        merged = tuple(dict.fromkeys(old.reasons + state.reasons))
+        both = dict(old.to_json(), **record.to_json())  # fields this save lacks keep old values
+        atomic_write(final / STATE, json.dumps(dict(both, reasons=list(merged))))
     else:
-        tmp = root / f".tmp-{ckpt_name(step)}-{os.getpid()}"
+        tmp = root / f".tmp-{ckpt_name(state.step)}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         model.save_weights(str(tmp / WEIGHTS))
         arrays = {f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
         np.savez(tmp / OPTIMIZER, **arrays)
         np.savez(tmp / RNG, **{f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(_rng_vars(model))})
-        (tmp / STATE).write_text(json.dumps(record))
+        (tmp / STATE).write_text(json.dumps(record.to_json()))
         tmp.rename(final)
     write_index(root)
     return final
 
 
-def list_checkpoints(root: str | Path) -> list[dict]:
-    """All complete checkpoints under ``root``, oldest step first; each is its state + ``path``."""
+def list_checkpoints(root: str | Path) -> list[CheckpointState]:
+    """All complete checkpoints under ``root``, oldest step first (each with its ``path``)."""
     root = Path(root)
     if not root.is_dir():
         return []
     out = []
     for d in root.glob(f"{PREFIX}*"):
-        state_file = d / STATE
-        if not (d.is_dir() and state_file.is_file()):
+        if not (d.is_dir() and (d / STATE).is_file()):
             continue
         try:
-            state = json.loads(state_file.read_text())
+            out.append(read_state(d))
         except json.JSONDecodeError:
             continue
-        out.append(dict(state, path=str(d)))
-    return sorted(out, key=lambda s: s["step"])
+    return sorted(out, key=lambda s: s.step)
 
 
-def latest(root: str | Path) -> dict | None:
+def latest(root: str | Path) -> CheckpointState | None:
     """The checkpoint with the highest step, or None."""
     ckpts = list_checkpoints(root)
     return ckpts[-1] if ckpts else None
@@ -102,10 +174,44 @@ def write_index(root: str | Path) -> None:
     root = Path(root)
     lines = []
     for c in list_checkpoints(root):
-        row = {k: c[k] for k in c if k != "config"}
-        row["path"] = Path(c["path"]).name
+        row = {k: v for k, v in c.to_json().items() if k != "config"}
+        row["path"] = c.name
         lines.append(json.dumps(row))
     atomic_write(root / INDEX, "".join(line + "\n" for line in lines))
+
+
+# --------------------------------------------------------------------------- resume policy
+
+# Config keys that must match to resume a run (others, e.g. epochs, may change).
+RESUME_KEYS = (("model",), ("data", "dir"), ("data", "image_size"), ("data", "resize"),
+               ("data", "normalize"), ("train", "batch_size"), ("train", "optimizer"),
+               ("train", "precision"))
+
+
+def check_resumable(cfg: Config, state: CheckpointState, run_dir: Path) -> None:
+    """A stored run whose RESUME_KEYS differ from ``cfg`` is a clear error naming the key."""
+    now = to_dict(cfg)
+    for path in RESUME_KEYS:
+        a, b = now, state.config
+        for k in path:
+            a, b = a.get(k), (b or {}).get(k)
+        if a != b:
+            key = ".".join(path)
+            raise AnetError(
+                f"{run_dir}: existing run has {key}={b!r} but the config says {a!r}; "
+                "use another --run-dir or restore the setting to resume"
+            )
+
+
+def finished_reason(state: CheckpointState, cfg: Config) -> str:
+    """Why a stored run needs no more training ('' if it does)."""
+    if state.stop_reason == "early_break":
+        return "early break"
+    if state.epoch >= cfg.train.epochs:
+        return f"all {cfg.train.epochs} epochs done"
+    if cfg.train.max_steps and state.step >= cfg.train.max_steps:
+        return f"train.max_steps={cfg.train.max_steps} reached"
+    return ""
 
 
 def clean_partial(root: str | Path) -> None:
@@ -138,7 +244,7 @@ def _rng_vars(model) -> list:
     return [v for v in model.variables if id(v) not in weights]
 
 
-def load(path: str | Path, *, model, optimizer) -> dict:
+def load(path: str | Path, *, model, optimizer) -> CheckpointState:
     """Restore weights and optimizer variables from one checkpoint; returns its state."""
     path = Path(path)
     load_weights(path, model)
@@ -158,7 +264,7 @@ def load(path: str | Path, *, model, optimizer) -> dict:
         if len(saved) == len(rng_vars):
             for a, v in zip(saved, rng_vars):
                 v.assign(a)
-    return json.loads((path / STATE).read_text())
+    return read_state(path)
 
 
 def prune_periodic(root: str | Path, keep: int) -> None:
@@ -168,9 +274,9 @@ def prune_periodic(root: str | Path, keep: int) -> None:
     """
     if keep <= 0:
         return
-    periodic = [c for c in list_checkpoints(root) if set(c.get("reasons", [])) == {"periodic"}]
+    periodic = [c for c in list_checkpoints(root) if set(c.reasons) == {"periodic"}]
     if len(periodic) <= keep:
         return  # nothing to remove: the index that save() just wrote is current
     for c in periodic[:-keep]:
-        shutil.rmtree(c["path"], ignore_errors=True)
+        shutil.rmtree(c.path, ignore_errors=True)
     write_index(root)

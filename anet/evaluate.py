@@ -138,17 +138,16 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
     valid_ds = pipeline.eval_dataset(data_dir, "valid", spec, batch_size=batch)
     scores = []
     for c in candidates:
-        checkpoints.load_weights(c["path"], model)
+        checkpoints.load_weights(c.path, model)
         s = score(valid_ds, "valid")
-        scores.append({"name": Path(c["path"]).name, "step": int(c["step"]),
-                       "epoch": c.get("epoch"), "reasons": c.get("reasons", []),
+        scores.append({"name": c.name, "step": c.step, "epoch": c.epoch, "reasons": list(c.reasons),
                        "valid_acc": s["acc"], "valid_loss": s["loss"]})
         print(f"{scores[-1]['name']}: valid acc {s['acc']:.4f}, loss {s['loss']:.4f}")
     if ckpt:
         chosen, reason = scores[0], f"given with --ckpt (valid accuracy {scores[0]['valid_acc']:.4f})"
     else:
         chosen, reason = select_best(scores)
-    paths = {Path(c["path"]).name: c["path"] for c in candidates}
+    paths = {c.name: c.path for c in candidates}
     checkpoints.load_weights(paths[chosen["name"]], model)
 
     out = _collect(forward, pipeline.eval_dataset(data_dir, split, spec, batch_size=batch,

@@ -90,7 +90,7 @@ def predict(run_dir: str | Path, images, *, top_k: int = 3, ckpt: str | None = N
         raise AnetError(f"--top-k must be >= 1, got {top_k}")
     run, chosen, why, model = open_chosen(run_dir, ckpt, overrides)
     classes, spec = list(run.manifest["classes"]), run.spec()
-    print(f"# {Path(chosen['path']).name} ({why})")
+    print(f"# {chosen.name} ({why})")
     k = min(top_k, len(classes))
     results = []
     for start in range(0, len(images), batch_size):
@@ -151,7 +151,7 @@ def export(run_dir: str | Path, out: str | Path, *, ckpt: str | None = None, ove
     module = serving_module(model, spec, classes)
     tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
     model.save(tmp / "model.keras")
-    info = {"run": str(run.dir), "checkpoint": Path(chosen["path"]).name, "why": why,
+    info = {"run": str(run.dir), "checkpoint": chosen.name, "why": why,
             "classes": classes, "preprocess": spec.__dict__,
             "signature": "serving_default: images (encoded bytes [N]) -> probabilities, "
                          "class_ids, class_names"}
@@ -159,5 +159,5 @@ def export(run_dir: str | Path, out: str | Path, *, ckpt: str | None = None, ove
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    print(f"exported {Path(chosen['path']).name} ({why}) to {out} (SavedModel + model.keras)")
+    print(f"exported {chosen.name} ({why}) to {out} (SavedModel + model.keras)")
     return out

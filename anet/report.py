@@ -29,8 +29,9 @@ def lr_changes(rows) -> list[tuple[int, float, float]]:
     return out
 
 
-def draw_curves(ax, rows: list[dict], ckpts: list[dict], chosen_step: int | None = None,
-                scores: dict | None = None, legend: bool = True) -> None:
+def draw_curves(ax, rows: list[dict], ckpts: list[checkpoints.CheckpointState],
+                chosen_step: int | None = None, scores: dict | None = None,
+                legend: bool = True) -> None:
     """Figure 3 on one axis: training and validation accuracy over steps, saved checkpoints
     (dotted lines; circles at the valid accuracy ``anet evaluate`` measured, ``scores``: step ->
     accuracy), learning-rate changes (dashed, labelled) and the chosen checkpoint (star)."""
@@ -41,7 +42,7 @@ def draw_curves(ax, rows: list[dict], ckpts: list[dict], chosen_step: int | None
     ax.plot([r["step"] for r in valid], [r["valid_acc"] for r in valid],
             color="#1b6e1b", marker=".", label="validation")
     for i, c in enumerate(ckpts):
-        ax.axvline(c["step"], color="#555555", alpha=0.6, lw=0.9, ls=":",
+        ax.axvline(c.step, color="#555555", alpha=0.6, lw=0.9, ls=":",
                    label="saved checkpoint" if i == 0 else None)
     if scores:
         ax.plot(list(scores), list(scores.values()), ls="none", marker="o", mfc="white",

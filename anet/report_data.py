@@ -34,7 +34,7 @@ class RunView:
     todo: str | None  # why it is not in Table 2 and the command that completes it
     config_text: str | None  # the resolved config.yaml
     metrics: tuple  # metrics.jsonl rows
-    ckpts: tuple  # checkpoint states (oldest first), without the stored config
+    ckpts: tuple[checkpoints.CheckpointState, ...]  # oldest first
     commands: tuple  # commands.jsonl rows (empty for runs made before it existed)
     manifest: dict | None  # dataset.json of the run's data folder (None if gone)
     errors_png: Path | None  # evaluate's gallery of misclassified images
@@ -96,8 +96,8 @@ def _config(run_dir: Path, ckpts: list) -> tuple[str | None, dict]:
     import yaml
 
     text = _text(RunPaths(run_dir).config)
-    if text is None and ckpts and isinstance(ckpts[-1].get("config"), dict):
-        text = yaml.safe_dump(ckpts[-1]["config"], sort_keys=False)
+    if text is None and ckpts:
+        text = yaml.safe_dump(ckpts[-1].config, sort_keys=False)
     try:
         raw = yaml.safe_load(text) if text else {}
     except yaml.YAMLError:
@@ -149,7 +149,7 @@ def read_run(run_dir: Path, name: str | None = None) -> RunView:
         or (Path(data_dir).name if data_dir else None),
         seed=int(seed.group(1)) if seed else raw.get("run", {}).get("seed"),
         eval=ev, todo=todo, config_text=config_text, metrics=tuple(read_metrics(run_dir)),
-        ckpts=tuple({k: v for k, v in c.items() if k != "config"} for c in ckpts),
+        ckpts=tuple(ckpts),
         commands=tuple(read_commands(run_dir)), manifest=manifest,
         errors_png=errors_png if ev and errors_png.is_file() else None,
         figure4=_figure4(run_dir))

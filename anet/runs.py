@@ -96,7 +96,7 @@ class RunPaths:
 class Run:
     dir: Path
     cfg: Config
-    ckpts: tuple  # checkpoint states (oldest first), each with "path"
+    ckpts: tuple[checkpoints.CheckpointState, ...]  # oldest first
 
     @property
     def paths(self) -> RunPaths:
@@ -119,11 +119,11 @@ class Run:
 
         return preprocess_spec(self.cfg.data, self.manifest)
 
-    def checkpoint(self, name: str) -> dict:
+    def checkpoint(self, name: str) -> checkpoints.CheckpointState:
         for c in self.ckpts:
-            if Path(c["path"]).name == name or str(c["step"]) == name:
+            if c.name == name or str(c.step) == name:
                 return c
-        names = ", ".join(Path(c["path"]).name for c in self.ckpts)
+        names = ", ".join(c.name for c in self.ckpts)
         raise AnetError(f"{self.dir}: no checkpoint {name!r} (have: {names})")
 
 
@@ -147,20 +147,20 @@ def open_run(run_dir: str | Path, overrides=()) -> Run:
     ckpts = tuple(checkpoints.list_checkpoints(paths.checkpoints))
     if not ckpts:
         raise AnetError(f"{run_dir}: no checkpoints in {paths.checkpoints}; train first")
-    cfg = load_config(cfg_path, overrides) if cfg_path.is_file() else from_dict(ckpts[-1]["config"])
+    cfg = load_config(cfg_path, overrides) if cfg_path.is_file() else from_dict(ckpts[-1].config)
     return Run(dir=run_dir, cfg=cfg, ckpts=ckpts)
 
 
-def check_fits(run: Run, ckpt: dict, num_classes: int) -> None:
+def check_fits(run: Run, ckpt: checkpoints.CheckpointState, num_classes: int) -> None:
     """A checkpoint of another model or class count is a clear error, before any weights load."""
-    want = (ckpt.get("model"), ckpt.get("num_classes"))
+    want = (ckpt.model, ckpt.num_classes)
     have = (run.cfg.model.name, num_classes)
     if want != have:
-        raise AnetError(f"{ckpt['path']}: checkpoint is {want[0]} with {want[1]} classes but the "
+        raise AnetError(f"{ckpt.path}: checkpoint is {want[0]} with {want[1]} classes but the "
                         f"run's config/dataset say {have[0]} with {have[1]}")
 
 
-def build_model(run: Run, ckpt: dict | None = None):
+def build_model(run: Run, ckpt: checkpoints.CheckpointState | None = None):
     """The run's Keras model, with a checkpoint's weights when given (float32 for inference)."""
     import keras
 
@@ -173,7 +173,7 @@ def build_model(run: Run, ckpt: dict | None = None):
     model = models.build_from_config(run.cfg.model, run.cfg.data.image_size,
                                      int(m["channels"]), int(m["num_classes"]))
     if ckpt is not None:
-        checkpoints.load_weights(ckpt["path"], model)
+        checkpoints.load_weights(ckpt.path, model)
     return model
 
 
@@ -193,7 +193,7 @@ def _eval_choice(run: Run) -> str | None:
     return Path(str(name)).name if name else None
 
 
-def choose_checkpoint(run: Run, name: str | None = None) -> tuple[dict, str]:
+def choose_checkpoint(run: Run, name: str | None = None) -> tuple[checkpoints.CheckpointState, str]:
     """The checkpoint to use and why: ``name``; else the one ``anet evaluate`` chose; else the
     best validation accuracy recorded in training (ties: earliest step); else the latest."""
     if name:
@@ -201,13 +201,13 @@ def choose_checkpoint(run: Run, name: str | None = None) -> tuple[dict, str]:
     chosen = _eval_choice(run)
     if chosen:
         for c in run.ckpts:
-            if Path(c["path"]).name == chosen:
+            if c.name == chosen:
                 return c, "chosen by `anet evaluate`"
         print(f"notice: {run.paths.eval} names {chosen}, which is gone; ignoring it")
-    scored = [c for c in run.ckpts if isinstance(c.get("valid_acc"), (int, float))]
+    scored = [c for c in run.ckpts if c.valid_acc is not None]
     if scored:
-        best = max(scored, key=lambda c: (c["valid_acc"], -c["step"]))
-        return best, f"recorded during training: best valid accuracy {best['valid_acc']:.4f}"
+        best = max(scored, key=lambda c: (c.valid_acc, -c.step))
+        return best, f"recorded during training: best valid accuracy {best.valid_acc:.4f}"
     return run.ckpts[-1], "latest (no validation accuracy recorded)"
 
 

@@ -29,11 +29,6 @@ from anet.errors import AnetError
 from anet.runlog import MetricsLog, record_command
 from anet.runs import RunPaths
 
-# Config sections that must match to resume a run (others, e.g. epochs, may change).
-RESUME_KEYS = (("model",), ("data", "dir"), ("data", "image_size"), ("data", "resize"),
-               ("data", "normalize"), ("train", "batch_size"), ("train", "optimizer"),
-               ("train", "precision"))
-
 
 def default_run_dir(cfg: Config) -> Path:
     return Path(cfg.run.dir or f"runs/{cfg.name}")
@@ -146,32 +141,7 @@ def empty_split(split: str) -> str:
     return f"the {name} split is empty; re-run `anet prepare` with --{split}-ratio > 0"
 
 
-def _check_resumable(cfg: Config, stored: dict, run_dir: Path) -> None:
-    now = to_dict(cfg)
-    for path in RESUME_KEYS:
-        a, b = now, stored
-        for k in path:
-            a, b = a.get(k), (b or {}).get(k)
-        if a != b:
-            key = ".".join(path)
-            raise AnetError(
-                f"{run_dir}: existing run has {key}={b!r} but the config says {a!r}; "
-                "use another --run-dir or restore the setting to resume"
-            )
-
-
-def _finished(state: dict, cfg: Config) -> str:
-    """Why a stored run needs no more training ('' if it does)."""
-    if state.get("stop_reason") == "early_break":
-        return "early break"
-    if state["epoch"] >= cfg.train.epochs:
-        return f"all {cfg.train.epochs} epochs done"
-    if cfg.train.max_steps and state["step"] >= cfg.train.max_steps:
-        return f"train.max_steps={cfg.train.max_steps} reached"
-    return ""
-
-
-def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
+def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.CheckpointState:
     """Train (or resume) one experiment in ``run_dir``; returns the final checkpoint state.
 
     The run directory is locked for the whole run: a second ``anet train`` on it is refused.
@@ -184,7 +154,7 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> dict:
         return _train(cfg, run_dir)
 
 
-def _train(cfg: Config, run_dir: Path) -> dict:
+def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
     manifest = pipeline.load_manifest(cfg.data.dir)
     setup(cfg)
     strategy = make_strategy(cfg.train.distribute)
@@ -194,10 +164,10 @@ def _train(cfg: Config, run_dir: Path) -> dict:
     checkpoints.clean_partial(ckpt_root)
     resume = checkpoints.latest(ckpt_root)
     if resume:
-        _check_resumable(cfg, resume["config"], run_dir)
-        done = _finished(resume, cfg)
+        checkpoints.check_resumable(cfg, resume, run_dir)
+        done = checkpoints.finished_reason(resume, cfg)
         if done:
-            print(f"{run_dir}: already finished at step {resume['step']} ({done}); nothing to do")
+            print(f"{run_dir}: already finished at step {resume.step} ({done}); nothing to do")
             return resume
     write_config(cfg, paths.config)
     record_command(run_dir)
@@ -223,10 +193,10 @@ def _train(cfg: Config, run_dir: Path) -> dict:
         optimizer.build(model.trainable_variables)
     step, epoch, in_epoch = 0, 0, 0
     if resume:
-        saved = checkpoints.load(resume["path"], model=model, optimizer=optimizer)
-        state = schedule.ScheduleState(**saved["schedule"])
-        step, epoch, in_epoch = saved["step"], saved["epoch"], saved["batch_in_epoch"]
-        print(f"resuming {run_dir} from {Path(resume['path']).name}: step {step}, epoch {epoch}, "
+        saved = checkpoints.load(resume.path, model=model, optimizer=optimizer)
+        state = saved.schedule
+        step, epoch, in_epoch = saved.step, saved.epoch, saved.batch_in_epoch
+        print(f"resuming {run_dir} from {resume.name}: step {step}, epoch {epoch}, "
               f"best {state.best:.4f}, lr {state.lr:g}")
     optimizer.learning_rate = state.lr
 
@@ -237,11 +207,11 @@ def _train(cfg: Config, run_dir: Path) -> dict:
                                      max_batches=cfg.train.eval_batches)
     log = MetricsLog(run_dir, resume_step=step)
     ctx = dict(config=to_dict(cfg), model=cfg.model.name, num_classes=int(manifest["num_classes"]),
-               input_shape=[cfg.data.image_size, cfg.data.image_size, spec.channels])
+               input_shape=(cfg.data.image_size, cfg.data.image_size, spec.channels))
 
     def diverged(what: str) -> AnetError:
         last = checkpoints.latest(ckpt_root)
-        where = Path(last["path"]).name if last else "none"
+        where = last.name if last else "none"
         return AnetError(f"step {step}: {what}; stopped. Last good checkpoint: {where}. "
                          "Lower schedule.lrs or check the data")
 
@@ -250,8 +220,8 @@ def _train(cfg: Config, run_dir: Path) -> dict:
         # never store those as a checkpoint that later looks good.
         if not all(np.isfinite(w).all() for w in model.get_weights()):
             raise diverged("weights are not finite")
-        row = dict(ctx, step=step, epoch=epoch, batch_in_epoch=in_epoch,
-                   schedule=dataclasses.asdict(state), reasons=reasons, **extra)
+        row = checkpoints.CheckpointState(**ctx, step=step, epoch=epoch, batch_in_epoch=in_epoch,
+                                          schedule=state, reasons=tuple(reasons), **extra)
         path = checkpoints.save(ckpt_root, model=model, optimizer=optimizer, state=row)
         checkpoints.prune_periodic(ckpt_root, cfg.run.keep_checkpoints)
         return path
@@ -338,7 +308,7 @@ def _train(cfg: Config, run_dir: Path) -> dict:
     from anet.report import plot_curves
 
     plot_curves(run_dir)
-    final = json.loads((path / checkpoints.STATE).read_text())
+    final = checkpoints.read_state(path)
     valid = f"valid acc {last_valid['valid_acc']:.4f}" if last_valid else "not validated"
     print(f"{run_dir}: stopped at step {step} ({stop_reason}); {valid}; checkpoint {path.name}")
     if stop_reason == "interrupted":

@@ -242,7 +242,7 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
         maps = layer_outputs(model, chosen_layers, x)
         results.append(_run_result(run, chosen, why, names, chosen_layers, maps, x))
         grids.append((x, maps))
-        print(f"{run.dir} ({run.cfg.model.name}, {Path(chosen['path']).name}: {why})")
+        print(f"{run.dir} ({run.cfg.model.name}, {chosen.name}: {why})")
         print(format_table(results[-1]["layers"]))
     if compare:
         files = [_compare_figure(out, i, s, results, grids) for i, s in enumerate(samples_info)]
@@ -278,8 +278,8 @@ def _run_result(run, chosen, why, names, layers, maps, x) -> dict:
                      "noise_smoothness": noise_smoothness(h, w),
                      "per_sample": [{"smoothness": s, "dead_fraction": d} for s, d in scores]})
     return {"run": str(run.dir), "model": run.cfg.model.name,
-            "checkpoint": Path(chosen["path"]).name, "checkpoint_reason": why,
-            "step": chosen["step"], "input_shape": list(x.shape[1:]), "layers": rows}
+            "checkpoint": chosen.name, "checkpoint_reason": why,
+            "step": chosen.step, "input_shape": list(x.shape[1:]), "layers": rows}
 
 
 def format_table(rows: list[dict]) -> str:

@@ -1,6 +1,7 @@
 """Checkpoint store: atomic layout, listing, reason merging, pruning, mismatch errors."""
 
 import json
+from dataclasses import replace
 
 import keras
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 from anet import checkpoints as C
 from anet.errors import AnetError
+from anet.schedule import ScheduleState
 
 
 def tiny(units=3):
@@ -18,7 +20,9 @@ def tiny(units=3):
 
 
 def state(step, reasons=("check",), **kw):
-    return dict(step=step, epoch=0, batch_in_epoch=step, reasons=list(reasons), **kw)
+    return C.CheckpointState(step=step, epoch=0, batch_in_epoch=step, reasons=tuple(reasons),
+                             schedule=ScheduleState(best=0.5, lr=0.1), config={"model": {}},
+                             model="tiny", num_classes=3, input_shape=(4,), **kw)
 
 
 def test_save_list_latest_and_index(tmp_path):
@@ -27,15 +31,15 @@ def test_save_list_latest_and_index(tmp_path):
         C.save(tmp_path, model=m, optimizer=opt, state=state(step))
     (tmp_path / ".tmp-ckpt-00000009-123").mkdir()  # a killed writer's leftover: not listed
     (tmp_path / "ckpt-00000011").mkdir()  # no state.json: incomplete, not listed
-    assert [c["step"] for c in C.list_checkpoints(tmp_path)] == [1, 3, 7]
-    assert C.latest(tmp_path)["step"] == 7
+    assert [c.step for c in C.list_checkpoints(tmp_path)] == [1, 3, 7]
+    assert C.latest(tmp_path).step == 7
     rows = [json.loads(x) for x in (tmp_path / C.INDEX).read_text().splitlines()]
     assert [r["path"] for r in rows] == ["ckpt-00000001", "ckpt-00000003", "ckpt-00000007"]
     (tmp_path / ".checkpoints.jsonl.tmp-99").write_text("half")
     (tmp_path / "ckpt-00000003" / ".state.json.tmp-99").write_text("half")
     C.clean_partial(tmp_path)
     assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.rglob("*.tmp-99"))
-    assert [c["step"] for c in C.list_checkpoints(tmp_path)] == [1, 3, 7]
+    assert [c.step for c in C.list_checkpoints(tmp_path)] == [1, 3, 7]
     assert C.latest(tmp_path / "missing") is None
 
 
@@ -44,7 +48,7 @@ def test_same_step_merges_reasons(tmp_path):
     C.save(tmp_path, model=m, optimizer=opt, state=state(5, ["check"], monitored=0.5))
     C.save(tmp_path, model=m, optimizer=opt, state=state(5, ["periodic"], valid_acc=0.4))
     (c,) = C.list_checkpoints(tmp_path)
-    assert c["reasons"] == ["check", "periodic"] and c["monitored"] == 0.5 and c["valid_acc"] == 0.4
+    assert c.reasons == ("check", "periodic") and c.monitored == 0.5 and c.valid_acc == 0.4
 
 
 def test_load_restores_weights_and_optimizer(tmp_path):
@@ -53,7 +57,7 @@ def test_load_restores_weights_and_optimizer(tmp_path):
     opt.variables[-1].assign(np.ones(opt.variables[-1].shape))
     path = C.save(tmp_path, model=m, optimizer=opt, state=state(2))
     m2, opt2 = tiny()
-    assert C.load(path, model=m2, optimizer=opt2)["step"] == 2
+    assert replace(C.load(path, model=m2, optimizer=opt2), time=None) == state(2)
     np.testing.assert_array_equal(m2.get_layer("d").kernel.numpy(), 2.0)
     for a, b in zip(opt.variables, opt2.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -77,4 +81,32 @@ def test_prune_keeps_newest_periodic_and_all_others(tmp_path):
                       (30, "periodic"), (31, "final")]:
         C.save(tmp_path, model=m, optimizer=opt, state=state(step, [why]))
     C.prune_periodic(tmp_path, keep=1)
-    assert [c["step"] for c in C.list_checkpoints(tmp_path)] == [1, 25, 30, 31]
+    assert [c.step for c in C.list_checkpoints(tmp_path)] == [1, 25, 30, 31]
+
+
+def test_state_json_round_trip_and_bad_fields(tmp_path):
+    s = state(4, ["check", "periodic"], valid_acc=0.25, stop_reason="")
+    row = s.to_json()
+    assert row["schedule"] == {"best": 0.5, "lr": 0.1, "gate": 0.0, "streak": 0}
+    assert "monitored" not in row and row["stop_reason"] == ""  # None fields are left out
+    assert C.CheckpointState.from_json(json.loads(json.dumps(row))) == s
+    with pytest.raises(AnetError, match=r"^x/state.json: not a checkpoint state .*unknown fields "
+                                        r"colour; missing fields step"):
+        C.CheckpointState.from_json({k: v for k, v in row.items() if k != "step"} | {"colour": 1},
+                                    "x/state.json")
+    with pytest.raises(AnetError, match="not an anet checkpoint state"):
+        C.CheckpointState.from_json([], "x/state.json")
+
+
+def test_resume_policy(tmp_path):
+    from anet.config import load_config, to_dict
+
+    cfg = load_config(None, ["train.epochs=3", "train.max_steps=50"])
+    s = replace(state(10), config=to_dict(cfg))
+    C.check_resumable(load_config(None, ["train.epochs=9"]), s, tmp_path)  # epochs may change
+    with pytest.raises(AnetError, match="existing run has train.batch_size=64 but the config says 32"):
+        C.check_resumable(load_config(None, ["train.batch_size=32"]), s, tmp_path)
+    assert C.finished_reason(s, cfg) == ""
+    assert C.finished_reason(replace(s, epoch=3), cfg) == "all 3 epochs done"
+    assert C.finished_reason(replace(s, step=50), cfg) == "train.max_steps=50 reached"
+    assert C.finished_reason(replace(s, stop_reason="early_break"), cfg) == "early break"

@@ -88,13 +88,13 @@ def evaluated(run):
 def test_evaluate_selects_on_valid_and_tests_only_the_chosen(run, evaluated):
     result, events = evaluated
     states = checkpoints.list_checkpoints(run / "checkpoints")
-    assert [c["name"] for c in result["checkpoints"]] == [c["path"].rsplit("/", 1)[-1] for c in states]
+    assert [c["name"] for c in result["checkpoints"]] == [c.name for c in states]
     chosen, _ = ev.select_best(result["checkpoints"])
     assert result["chosen"]["name"] == chosen["name"]
     # Swapping weights into one model scores like the training loop did.
     for c, st in zip(result["checkpoints"], states):
-        if "valid_acc" in st:
-            assert c["valid_acc"] == pytest.approx(st["valid_acc"], abs=1e-6)
+        if st.valid_acc is not None:
+            assert c["valid_acc"] == pytest.approx(st.valid_acc, abs=1e-6)
     # The test split is opened once, after the chosen checkpoint's weights were loaded last.
     assert events.count(("data", "test")) == 1
     i = events.index(("data", "test"))

@@ -3,6 +3,7 @@
 import io
 import json
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -80,18 +81,18 @@ def test_predict_matches_the_model_on_eval_dataset(run, spec, tmp_path, capsys):
 
 def test_checkpoint_choice(run, tmp_path):
     r = open_run(run)
-    scored = [c for c in r.ckpts if "valid_acc" in c]
-    best = max(scored, key=lambda c: (c["valid_acc"], -c["step"]))
+    scored = [c for c in r.ckpts if c.valid_acc is not None]
+    best = max(scored, key=lambda c: (c.valid_acc, -c.step))
     c, why = choose_checkpoint(r)
-    assert c["step"] == best["step"] and why.startswith("recorded during training")
-    assert choose_checkpoint(r, "5")[0]["step"] == 5
-    unscored = Run(r.dir, r.cfg, tuple({k: v for k, v in c.items() if k != "valid_acc"}
+    assert c.step == best.step and why.startswith("recorded during training")
+    assert choose_checkpoint(r, "5")[0].step == 5
+    unscored = Run(r.dir, r.cfg, tuple(replace(c, valid_acc=None)
                                        for c in r.ckpts))
-    assert choose_checkpoint(unscored)[0]["step"] == r.ckpts[-1]["step"]
+    assert choose_checkpoint(unscored)[0].step == r.ckpts[-1].step
     copy = Run(tmp_path, r.cfg, r.ckpts)
     (tmp_path / "eval.json").write_text(json.dumps({"chosen": {"name": "ckpt-00000005"}}))
     c, why = choose_checkpoint(copy)
-    assert c["step"] == 5 and "evaluate" in why
+    assert c.step == 5 and "evaluate" in why
 
 
 def test_export_serves_raw_bytes_like_the_keras_model(run, spec, tmp_path):

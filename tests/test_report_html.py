@@ -12,10 +12,12 @@ from html.parser import HTMLParser
 
 import pytest
 
+from anet.checkpoints import CheckpointState
 from anet.cli import main
 from anet.report import lr_changes
 from anet.report_data import collect, expand_seed_runs, fmt_mean_std, mean_std
 from anet.report_html import write_report
+from anet.schedule import ScheduleState
 
 
 class Page(HTMLParser):
@@ -103,8 +105,10 @@ def fake_run(run, data, model, accs, seed=0, evaluated=True, karyotype=None):
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     for s in (10, 30):
         (run / "checkpoints" / f"ckpt-{s:08d}").mkdir()
-        (run / "checkpoints" / f"ckpt-{s:08d}" / "state.json").write_text(json.dumps(
-            {"step": s, "reasons": ["check"], "valid_acc": 0.5}))
+        state = CheckpointState(step=s, epoch=0, batch_in_epoch=s, reasons=("check",),
+                                schedule=ScheduleState(), config={"model": {"name": model}},
+                                model=model, num_classes=3, input_shape=(8, 8, 1), valid_acc=0.5)
+        (run / "checkpoints" / f"ckpt-{s:08d}" / "state.json").write_text(json.dumps(state.to_json()))
     if not evaluated:
         return run
     meta = json.loads((data / "dataset.json").read_text())

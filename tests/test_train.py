@@ -36,7 +36,7 @@ def data(tmp_path_factory):
 def weights(run_dir: Path) -> list[np.ndarray]:
     last = checkpoints.latest(run_dir / "checkpoints")
     out = []
-    with h5py.File(Path(last["path"]) / checkpoints.WEIGHTS) as f:
+    with h5py.File(last.path / checkpoints.WEIGHTS) as f:
         f.visititems(lambda name, obj: out.append(obj[()]) if isinstance(obj, h5py.Dataset) else None)
     return out
 
@@ -50,14 +50,14 @@ def test_tiny_run_writes_every_artefact_and_learns(tmp_path, data):
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     ckpts = checkpoints.list_checkpoints(run / "checkpoints")
     index = (run / "checkpoints" / "checkpoints.jsonl").read_text().splitlines()
-    assert [json.loads(line)["step"] for line in index] == [c["step"] for c in ckpts]
-    assert ckpts[0]["step"] == 1 and "check" in ckpts[0]["reasons"]  # Algorithm 1 at step 1
-    assert final["finished"] and final["stop_reason"] == "epochs" and final["step"] == 12 * 12
-    periodic = [c["step"] for c in ckpts if "periodic" in c["reasons"]]
+    assert [json.loads(line)["step"] for line in index] == [c.step for c in ckpts]
+    assert ckpts[0].step == 1 and "check" in ckpts[0].reasons  # Algorithm 1 at step 1
+    assert final.finished and final.stop_reason == "epochs" and final.step == 12 * 12
+    periodic = [c.step for c in ckpts if "periodic" in c.reasons]
     assert periodic == [12 * e for e in range(1, 13)]  # checkpoint_every_epochs: 1
     for c in ckpts:  # every checkpoint carries the policy state and the resolved config
-        assert set(c["schedule"]) == {"best", "lr", "gate", "streak"}
-        assert c["config"]["model"]["name"] == "anetc6"
+        assert set(c.to_json()["schedule"]) == {"best", "lr", "gate", "streak"}
+        assert c.config["model"]["name"] == "anetc6"
     rows = read_metrics(run)
     checks = [r for r in rows if r["kind"] == "check"]
     assert [r["step"] for r in checks][:3] == [1, 5, 9]
@@ -66,7 +66,7 @@ def test_tiny_run_writes_every_artefact_and_learns(tmp_path, data):
     assert len(epochs) == 12 and epochs[-1]["valid_acc"] > 0.6  # 3 classes: chance is 0.33
     # Re-running a finished run does nothing.
     again = train(cfg, run)
-    assert again["step"] == final["step"]
+    assert again.step == final.step
     assert len(checkpoints.list_checkpoints(run / "checkpoints")) == len(ckpts)
 
 
@@ -75,8 +75,8 @@ def test_early_break_stops_before_the_last_epoch(tmp_path, data):
         "schedule.early_break.enabled=true", "schedule.early_break.valid_expectation=0.9",
         "schedule.early_break.train_expectation=0.75", "schedule.early_break.consecutive=2"])
     final = train(cfg, tmp_path / "run")
-    assert final["stop_reason"] == "early_break" and final["epoch"] < 40
-    assert final["valid_acc"] >= 0.9
+    assert final.stop_reason == "early_break" and final.epoch < 40
+    assert final.valid_acc >= 0.9
 
 
 def test_deterministic_runs_give_identical_weights(tmp_path, data):
@@ -112,7 +112,7 @@ def test_mixed_precision_trains_and_resumes(tmp_path, data, precision):
                                   [f"train.precision={precision}"]), run)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
-    assert final["step"] == 24 and final["finished"]
+    assert final.step == 24 and final.finished
     assert all(np.isfinite(w).all() and w.dtype == np.float32 for w in weights(run))
 
 
@@ -123,7 +123,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_pa
                                         r"checkpoint: ckpt-00000001"):
         train(cfg, tmp_path / "run")
     latest = checkpoints.latest(tmp_path / "run" / "checkpoints")
-    assert latest["step"] == 1 and np.isfinite(weights(tmp_path / "run")[0]).all()
+    assert latest.step == 1 and np.isfinite(weights(tmp_path / "run")[0]).all()
 
 
 def test_nan_error_is_the_last_stderr_line_not_appended_to_the_progress_bar(tmp_path, data):
@@ -183,7 +183,7 @@ def _wait_for_checkpoint(run: Path, min_step: int, proc, timeout=120) -> None:
     t0 = time.time()
     while time.time() - t0 < timeout:
         last = checkpoints.latest(run / "checkpoints")
-        if last and last["step"] >= min_step:
+        if last and last.step >= min_step:
             return
         assert proc.poll() is None, proc.stdout.read()
         time.sleep(0.05)
@@ -200,21 +200,21 @@ def test_resume_after_sigkill_continues_with_same_step_best_and_lr(tmp_path, dat
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     last = checkpoints.latest(run / "checkpoints")
-    stop_at = last["step"] + 5
+    stop_at = last.step + 5
     out = subprocess.run(cmd + ["--set", f"train.max_steps={stop_at}"], env=ENV, text=True,
                          capture_output=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     m = re.search(r"resuming .* from (ckpt-\d+): step (\d+), epoch (\d+), best ([\d.]+), lr ([\d.e-]+)",
                   out.stdout)
     assert m, out.stdout
-    sched = last["schedule"]
-    assert m.group(1) == Path(last["path"]).name and int(m.group(2)) == last["step"]
-    assert int(m.group(3)) == last["epoch"]
-    assert float(m.group(4)) == pytest.approx(sched["best"], abs=1e-4)
-    assert float(m.group(5)) == pytest.approx(sched["lr"])
+    sched = last.schedule
+    assert m.group(1) == last.name and int(m.group(2)) == last.step
+    assert int(m.group(3)) == last.epoch
+    assert float(m.group(4)) == pytest.approx(sched.best, abs=1e-4)
+    assert float(m.group(5)) == pytest.approx(sched.lr)
     final = checkpoints.latest(run / "checkpoints")
-    assert final["step"] == stop_at and final["stop_reason"] == "max_steps"
-    assert final["schedule"]["best"] >= sched["best"]
+    assert final.step == stop_at and final.stop_reason == "max_steps"
+    assert final.schedule.best >= sched.best
     assert not list((run / "checkpoints").glob(".tmp-*"))  # a killed writer's temp is cleaned
     steps = [r["step"] for r in read_metrics(run)]
     assert steps == sorted(steps)  # rows after the checkpoint were dropped, not duplicated
@@ -236,9 +236,9 @@ def test_ctrl_c_checkpoints_the_current_step_and_resume_matches_a_straight_run(t
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out[-2000:]
     last = checkpoints.latest(run / "checkpoints")
-    assert "interrupt" in last["reasons"] and last["finished"] is False
+    assert "interrupt" in last.reasons and last.finished is False
     assert "stopping after this step" in out and "interrupted" in out
-    stop_at = [f"train.max_steps={last['step'] + 7}"]
+    stop_at = [f"train.max_steps={last.step + 7}"]
     train(load_config(cfg_path, over + stop_at), run)
     train(load_config(cfg_path, over + stop_at), tmp_path / "straight")
     for x, y in zip(weights(run), weights(tmp_path / "straight")):
@@ -267,7 +267,7 @@ def test_multi_worker_two_local_workers_end_with_identical_weights(tmp_path, dat
         out, _ = p.communicate(timeout=300)
         assert p.returncode == 0, out[-3000:]
     chief, other = weights(run), weights(run / "worker-1")
-    assert checkpoints.latest(run / "checkpoints")["step"] == 24
+    assert checkpoints.latest(run / "checkpoints").step == 24
     for x, y in zip(chief, other):
         np.testing.assert_array_equal(x, y)
 
@@ -284,7 +284,7 @@ def test_train_many_runs_each_config_in_its_own_dir_on_cpu(tmp_path, data):
     assert out.returncode == 0, out.stdout + out.stderr
     for name in ("a", "b"):
         assert (tmp_path / "runs" / name / "train.log").is_file()
-        assert checkpoints.latest(tmp_path / "runs" / name / "checkpoints")["finished"]
+        assert checkpoints.latest(tmp_path / "runs" / name / "checkpoints").finished
     assert out.stdout.index("start") < out.stdout.index("done: ")
 
 
@@ -304,7 +304,7 @@ def test_gpu_flag_without_a_gpu_trains_on_the_cpu_and_bad_index_is_an_error(tmp_
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "notice: GPU 0 is not available; training on the CPU" in out.stderr
-    assert checkpoints.latest(tmp_path / "r" / "checkpoints")["step"] == 2
+    assert checkpoints.latest(tmp_path / "r" / "checkpoints").step == 2
     out = subprocess.run(ANET + ["train", cfg, "--gpu", "-1"], env=ENV, capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == "error: --gpu -1: must be a GPU index >= 0"

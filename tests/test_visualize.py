@@ -4,7 +4,7 @@ import json
 import os
 import shutil
 import sys
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -135,17 +135,17 @@ def test_checkpoint_choice_eval_json_then_best_then_latest(root, tmp_path):
     shutil.copytree(root / "runs" / "tiny", run_dir)
     run = runs.open_run(run_dir)
     first, last = run.ckpts[0], run.ckpts[-1]
-    assert runs.choose_checkpoint(run, str(first["step"]))[0]["step"] == first["step"]
-    best = max(run.ckpts, key=lambda c: (c.get("valid_acc", -1), -c["step"]))  # as evaluate
-    assert runs.choose_checkpoint(run)[0]["step"] == best["step"]
-    chosen = {"name": Path(last["path"]).name, "step": last["step"], "reason": "r"}
+    assert runs.choose_checkpoint(run, str(first.step))[0].step == first.step
+    best = max(run.ckpts, key=lambda c: (-1 if c.valid_acc is None else c.valid_acc, -c.step))  # as evaluate
+    assert runs.choose_checkpoint(run)[0].step == best.step
+    chosen = {"name": last.name, "step": last.step, "reason": "r"}
     (run_dir / "eval.json").write_text(json.dumps({"chosen": chosen, "checkpoints": []}))
     assert runs.choose_checkpoint(run) == (last, "chosen by `anet evaluate`")
     (run_dir / "eval.json").write_text(json.dumps({"chosen": {"name": "ckpt-99999999"}}))
-    assert runs.choose_checkpoint(run)[0]["step"] == best["step"]  # stale choice ignored
+    assert runs.choose_checkpoint(run)[0].step == best.step  # stale choice ignored
     (run_dir / "eval.json").write_text("{not json")
-    assert runs.choose_checkpoint(run)[0]["step"] == best["step"]
-    unscored = runs.Run(run.dir, run.cfg, tuple({k: v for k, v in c.items() if k != "valid_acc"}
+    assert runs.choose_checkpoint(run)[0].step == best.step
+    unscored = runs.Run(run.dir, run.cfg, tuple(replace(c, valid_acc=None)
                                                 for c in run.ckpts))
     assert runs.choose_checkpoint(unscored) == (unscored.ckpts[-1],
                                                 "latest (no validation accuracy recorded)")
