@@ -209,7 +209,10 @@ def visualize(ckpt_dir, layers, samples, split, images, out, ckpt, compare) -> N
                    "where the runs have none.")
 def report(runs, datasets, as_csv, html_out, md_out, visualize) -> None:
     """Paper Table 2 for evaluated RUNS (from eval.json) and Table 1 for --dataset folders;
-    --html/--md: the whole comparison as one page. A RUN holding seed-N folders is one experiment."""
+    --html/--md: the whole comparison as one page (there a RUN holding seed-N folders is one
+    experiment: mean ± std over its seeds)."""
+    if visualize and not (html_out or md_out):
+        raise AnetError("--visualize makes Figure 4 for the page; add --html OUT.html or --md OUT.md")
     if html_out or md_out:
         if visualize:
             _import_tensorflow_quietly()

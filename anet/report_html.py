@@ -64,6 +64,9 @@ figcaption { color: var(--muted); font-size: 13px; margin-top: .35em; max-width:
   figure, table, pre { break-inside: avoid; }
   figure img { max-height: 23cm; width: auto; }
   a { color: inherit; }
+  .scroll { overflow: visible; }
+  table { font-size: 8.5pt; }
+  th { white-space: normal; }
   @page { margin: 14mm; }
 }
 """

@@ -249,7 +249,8 @@ def _run_section(r: RunView, figdir: Path) -> list:
 def _commands(r: RunView) -> str:
     if r.commands:
         return "\n".join(f"# {c.get('time', '?')}  anet {c.get('anet', '?')}  git {c.get('git') or '-'}"
-                         f"  in {c.get('cwd', '?')}\n" + " ".join(map(_quote, c.get("argv") or []))
+                         + "".join(f"  {k} {c[k]}" for k in ("tensorflow", "keras") if c.get(k))
+                         + f"  in {c.get('cwd', '?')}\n" + " ".join(map(_quote, c.get("argv") or []))
                          for c in r.commands)
     cfg = r.dir / "config.yaml"
     return ("# not recorded (run made before commands.jsonl); equivalent commands:\n"

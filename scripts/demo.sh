@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the embedded default end to end on 2 CPU cores (about 5 minutes):
-# synthetic karyotypes -> prepare -> train a narrow ANet-c6 -> evaluate -> report -> visualize.
+# synthetic karyotypes -> prepare -> train a narrow ANet-c6 -> evaluate -> report -> visualize
+# -> predict -> the whole run as one self-contained page, runs/demo_report.html.
 # Re-running skips what is finished (prepare says so; train resumes or does nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +17,4 @@ $ANET report "$RUN"
 $ANET visualize --ckpt-dir "$RUN" --layers conv1,pool1,pool2,pool_last --samples 2
 sample=$(find "$DATA/jpg" -name '*.jpg' | sort | sed -n 1p)
 $ANET predict --ckpt-dir "$RUN" "$sample"
+$ANET report "$RUN" --html runs/demo_report.html

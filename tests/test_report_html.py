@@ -248,6 +248,7 @@ def run_cli(monkeypatch, capsys, *args):
     (lambda r, t: [r / "nope", "--html", t / "x.html"], "no such run directory"),
     (lambda r, t: ["--html", t / "x.html"], "nothing to report"),
     (lambda r, t: [r / "alex", "--md", t / "x.md", "--csv"], "--csv"),
+    (lambda r, t: [r / "alex", "--visualize"], "add --html"),
 ])
 def test_bad_input(runs, tmp_path, monkeypatch, capsys, make_args, message):
     code, _, err = run_cli(monkeypatch, capsys, "report", *make_args(runs, tmp_path))
