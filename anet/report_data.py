@@ -125,10 +125,13 @@ def read_run(run_dir: Path, name: str | None = None) -> RunView:
     from anet.data.manifest import load_manifest
 
     paths = RunPaths(run_dir)
-    ckpts = checkpoints.list_checkpoints(paths.checkpoints)
-    config_text, raw = _config(run_dir, ckpts)
     ev, todo = None, None
-    if paths.eval.is_file():
+    try:
+        ckpts = checkpoints.list_checkpoints(paths.checkpoints)
+    except AnetError as e:  # a checkpoint of another anet version: listed with why, not fatal
+        ckpts, todo = [], str(e)
+    config_text, raw = _config(run_dir, ckpts)
+    if paths.eval.is_file() and todo is None:
         try:
             ev = load_eval(run_dir)
         except AnetError as e:  # a corrupt eval.json: listed with its fix, not dropped

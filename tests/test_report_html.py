@@ -264,6 +264,14 @@ def test_corrupt_eval_json_is_listed_not_dropped(tmp_path):
     assert view.eval is None and "not valid JSON" in view.todo
 
 
+def test_foreign_checkpoint_state_is_listed_not_fatal(tmp_path):
+    data = dataset(tmp_path, "mnist", ["0", "1"])
+    run = fake_run(tmp_path / "r", data, "anetc6", (1, 1, 1))
+    (run / "checkpoints" / "ckpt-00000010" / "state.json").write_text('{"step": 10}')
+    (view,) = collect([run])[0].runs
+    assert view.eval is None and "not a checkpoint state" in view.todo
+
+
 def test_end_to_end_tiny_runs_with_visualize(tmp_path, monkeypatch, capsys):
     """Two tiny models trained and evaluated, then `anet report --html --visualize` via the CLI."""
     from tests.tinyrun import make_tiny_run
