@@ -3,7 +3,7 @@
 The model is built once and each checkpoint's weights are swapped in. Selection looks only at
 the validation split; the test split is read once, for the chosen checkpoint. Everything lands
 in the run directory: ``eval.json`` (scores, choice and why, accuracies, per-class metrics,
-confusion matrix, config hash, dataset manifest, per-cell karyotype accuracy when it applies),
+confusion matrix, config hash, dataset identity, per-cell karyotype accuracy when it applies),
 ``confusion.png`` and ``errors.png``.
 """
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from anet import checkpoints, karyotype
 from anet.config import dump_yaml
+from anet.data.info import DatasetInfo
 from anet.errors import AnetError
 from anet.files import atomic_write
 from anet.plotting import pyplot, save_figure
@@ -125,8 +126,8 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
     if split not in SPLITS:
         raise AnetError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     run = open_run(run_dir, overrides)
-    manifest, spec = run.manifest, run.spec()
-    classes = list(manifest["classes"])
+    info, spec = run.dataset, run.spec()
+    classes = list(info.classes)
     data_dir, batch = run.cfg.data.dir, batch_size or run.cfg.train.batch_size
     candidates = [run.checkpoint(ckpt)] if ckpt else list(run.ckpts)
     for c in candidates:
@@ -161,7 +162,7 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
         "model": run.cfg.model.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config_sha256": hashlib.sha256(dump_yaml(run.cfg).encode()).hexdigest(),
-        "dataset": dataset_manifest(data_dir, manifest),
+        "dataset": dataset_identity(info),
         "checkpoints": scores,
         "chosen": {"name": chosen["name"], "step": chosen["step"], "reason": reason},
         "accuracy": {"train": train["acc"], "valid": chosen["valid_acc"],
@@ -187,11 +188,9 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
     return result
 
 
-def dataset_manifest(data_dir, manifest: dict) -> dict:
+def dataset_identity(info: DatasetInfo) -> dict:
     """What identifies the dataset a result was computed on: name, totals, sha256 of dataset.json."""
-    raw = (Path(data_dir) / "dataset.json").read_bytes()
-    return {"name": manifest.get("name", Path(data_dir).name), "dir": str(data_dir),
-            "totals": manifest.get("totals", {}), "sha256": hashlib.sha256(raw).hexdigest()}
+    return {"name": info.name, "dir": str(info.dir), "totals": info.totals, "sha256": info.sha256}
 
 
 def summary(result: dict) -> str:

@@ -30,11 +30,11 @@ Conventions:
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import NamedTuple
 
+from anet.data.info import DATASET_JSON, load_dataset
 from anet.errors import AnetError
 
 # (kind, name, filters, kernel, stride, padding) / (kind, name, window, stride, padding).
@@ -341,13 +341,10 @@ def config_summary(cfg) -> str:
     Classes and channels come from ``dataset.json`` in ``cfg.data.dir`` when it exists,
     else 24 classes and 1 channel (stated in the output).
     """
-    meta_path = Path(cfg.data.dir) / "dataset.json"
+    meta_path = Path(cfg.data.dir) / DATASET_JSON
     if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-            num_classes, channels = int(meta["num_classes"]), int(meta["channels"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise AnetError(f"{meta_path}: cannot read num_classes/channels ({e})") from None
+        info = load_dataset(cfg.data.dir)
+        num_classes, channels = info.num_classes, info.channels
         source = f"from {meta_path}"
     else:
         num_classes, channels = 24, 1

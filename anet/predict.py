@@ -89,7 +89,7 @@ def predict(run_dir: str | Path, images, *, top_k: int = 3, ckpt: str | None = N
     if top_k < 1:
         raise AnetError(f"--top-k must be >= 1, got {top_k}")
     run, chosen, why, model = open_chosen(run_dir, ckpt, overrides)
-    classes, spec = list(run.manifest["classes"]), run.spec()
+    classes, spec = list(run.dataset.classes), run.spec()
     print(f"# {chosen.name} ({why})")
     k = min(top_k, len(classes))
     results = []
@@ -145,7 +145,7 @@ def export(run_dir: str | Path, out: str | Path, *, ckpt: str | None = None, ove
             not out.is_dir() or any(out.iterdir())):  # a file, or a non-empty foreign folder
         raise AnetError(f"{out}: exists and is not an anet export; choose another --out")
     run, chosen, why, model = open_chosen(run_dir, ckpt, overrides)
-    classes, spec = list(run.manifest["classes"]), run.spec()
+    classes, spec = list(run.dataset.classes), run.spec()
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     module = serving_module(model, spec, classes)

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from anet import checkpoints
+from anet.data.info import DatasetInfo, load_dataset
 from anet.errors import AnetError
 from anet.plotting import pyplot, save_figure
 from anet.runlog import read_metrics
@@ -174,28 +175,26 @@ def _size(size: dict) -> str:
     return f"{lo[0]}x{lo[1]}" if lo == hi else f"{lo[0]}x{lo[1]} .. {hi[0]}x{hi[1]}"
 
 
-def table1_rows(manifests: list[dict]) -> tuple[list[str], list[list]]:
+def table1_rows(infos: list[DatasetInfo]) -> tuple[list[str], list[list]]:
     """(header, rows) of the paper's Table 1: a row per dataset with its totals and image size."""
     header = ["Dataset", "Total", "Train", "Valid", "Test", "Size"]
-    body = [[m["name"]] + [m["totals"].get(k, "-") for k in ("total", "train", "valid", "test")]
-            + [_size(m.get("size", {}))] for m in manifests]
+    body = [[d.name] + [d.totals.get(k, "-") for k in ("total", "train", "valid", "test")]
+            + [_size(d.size)] for d in infos]
     return header, body
 
 
-def table1(manifests: list[dict], as_csv: bool = False) -> str:
+def table1(infos: list[DatasetInfo], as_csv: bool = False) -> str:
     """The paper's Table 1: a row per dataset with its total, split sizes and image size."""
-    return render(*table1_rows(manifests), as_csv)
+    return render(*table1_rows(infos), as_csv)
 
 
 def report(runs=(), datasets=(), as_csv: bool = False) -> str:
     """Table 1 for ``datasets`` (prepared folders) and Table 2 for ``runs`` (evaluated runs)."""
-    from anet.data.manifest import load_manifest
-
     if not runs and not datasets:
         raise AnetError("nothing to report; pass run directories and/or --dataset data/NAME")
     parts = []
     if datasets:
-        parts.append(table1([load_manifest(d) for d in datasets], as_csv))
+        parts.append(table1([load_dataset(d) for d in datasets], as_csv))
     if runs:
         parts.append(table2([load_eval(r) for r in runs], as_csv))
     return "\n\n".join(parts)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anet import checkpoints
+from anet.data.info import DatasetInfo, load_dataset
 from anet.errors import AnetError
 from anet.report import load_eval
 from anet.runlog import read_commands, read_metrics
@@ -36,7 +37,7 @@ class RunView:
     metrics: tuple  # metrics.jsonl rows
     ckpts: tuple[checkpoints.CheckpointState, ...]  # oldest first
     commands: tuple  # commands.jsonl rows (empty for runs made before it existed)
-    manifest: dict | None  # dataset.json of the run's data folder (None if gone)
+    dataset_info: DatasetInfo | None  # dataset.json of the run's data folder (None if gone)
     errors_png: Path | None  # evaluate's gallery of misclassified images
     figure4: tuple  # PNGs of `anet visualize --compare` (else the single-run overviews)
 
@@ -122,8 +123,6 @@ def _figure4(run_dir: Path) -> tuple:
 
 def read_run(run_dir: Path, name: str | None = None) -> RunView:
     """Everything the page shows about one run folder."""
-    from anet.data.manifest import load_manifest
-
     paths = RunPaths(run_dir)
     ev, todo = None, None
     try:
@@ -140,20 +139,20 @@ def read_run(run_dir: Path, name: str | None = None) -> RunView:
         todo = _todo(run_dir, ckpts, config_text is not None)
     data_dir = (ev or {}).get("dataset", {}).get("dir") or raw.get("data", {}).get("dir")
     try:
-        manifest = load_manifest(data_dir) if data_dir else None
+        info = load_dataset(data_dir) if data_dir else None
     except AnetError:
-        manifest = None
+        info = None
     seed = SEED_DIR.fullmatch(run_dir.name)
     errors_png = paths.errors
     return RunView(
         dir=run_dir, name=name or run_dir.name,
         model=(ev or {}).get("model") or raw.get("model", {}).get("name"),
-        dataset=(ev or {}).get("dataset", {}).get("name") or (manifest or {}).get("name")
+        dataset=(ev or {}).get("dataset", {}).get("name") or (info.name if info else None)
         or (Path(data_dir).name if data_dir else None),
         seed=int(seed.group(1)) if seed else raw.get("run", {}).get("seed"),
         eval=ev, todo=todo, config_text=config_text, metrics=tuple(read_metrics(run_dir)),
         ckpts=tuple(ckpts),
-        commands=tuple(read_commands(run_dir)), manifest=manifest,
+        commands=tuple(read_commands(run_dir)), dataset_info=info,
         errors_png=errors_png if ev and errors_png.is_file() else None,
         figure4=_figure4(run_dir))
 
@@ -196,11 +195,11 @@ def fmt_mean_std(values, digits: int = 4) -> str:
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
 
-def datasets(experiments) -> list[dict]:
+def datasets(experiments) -> list[DatasetInfo]:
     """The dataset.json of every dataset the runs used (first seen first, one per name)."""
-    seen: dict[str, dict] = {}
+    seen: dict[str, DatasetInfo] = {}
     for e in experiments:
         for r in e.runs:
-            if r.manifest and r.manifest.get("name", r.dataset) not in seen:
-                seen[r.manifest.get("name", r.dataset)] = r.manifest
+            if r.dataset_info and r.dataset_info.name not in seen:
+                seen[r.dataset_info.name] = r.dataset_info
     return list(seen.values())

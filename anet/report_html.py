@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from anet.data.info import load_dataset
 from anet.errors import AnetError
 from anet.files import atomic_write
 from anet.report_data import collect
@@ -211,15 +212,13 @@ def write_report(runs, *, html_out=None, md_out=None, visualize: bool = False, d
     Returns:
         The files written (the Markdown's image folder last).
     """
-    from anet.data.manifest import load_manifest
-
     if not (html_out or md_out):
         raise AnetError("give --html OUT.html and/or --md OUT.md")
     if as_csv:
         raise AnetError("--csv is for the text tables; leave it out with --html/--md")
     html_out = html_out and _check_out(html_out, ".html", "--html")
     md_out = md_out and _check_out(md_out, ".md", "--md")
-    extra = [load_manifest(d) for d in datasets]
+    extra = [load_dataset(d) for d in datasets]
     experiments = collect(runs)
     if visualize:
         _visualize(experiments)

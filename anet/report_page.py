@@ -16,6 +16,7 @@ from anet import paper
 from anet.report import SPLITS, plot_figure3, table1_rows
 from anet.report_data import Experiment, RunView, datasets, fmt_mean_std
 from anet.runlog import code_version
+from anet.runs import RunPaths
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,11 @@ def slug(text: str) -> str:
 
 
 def table1(experiments: list[Experiment], extra=()) -> Table:
-    """Table 1 for every dataset the runs used (and ``extra`` dataset.json dicts), the paper's
+    """Table 1 for every dataset the runs used (and ``extra`` DatasetInfos), the paper's
     row under each of its datasets."""
-    manifests = datasets(experiments)
-    names = {m.get("name") for m in manifests}
-    header, rows = table1_rows(manifests + [m for m in extra if m.get("name") not in names])
+    infos = datasets(experiments)
+    names = {d.name for d in infos}
+    header, rows = table1_rows(infos + [d for d in extra if d.name not in names])
     body, classes = [], []
     for row in rows:
         body.append(tuple(map(str, row)))
@@ -252,7 +253,7 @@ def _commands(r: RunView) -> str:
                          + "".join(f"  {k} {c[k]}" for k in ("tensorflow", "keras") if c.get(k))
                          + f"  in {c.get('cwd', '?')}\n" + " ".join(map(_quote, c.get("argv") or []))
                          for c in r.commands)
-    cfg = r.dir / "config.yaml"
+    cfg = RunPaths(r.dir).config
     return ("# not recorded (run made before commands.jsonl); equivalent commands:\n"
             f"anet train {cfg} --run-dir {r.dir}\nanet evaluate --ckpt-dir {r.dir}")
 
@@ -268,15 +269,15 @@ def _methods(experiments: list[Experiment]) -> list:
             blocks.append(Heading(r.name, 3, id=f"methods-{slug(r.name)}"))
             blocks.append(Code(_commands(r), "Commands that produced this run"))
             d = (r.eval or {}).get("dataset") or {}
-            m = r.manifest or {}
+            m = r.dataset_info
             config_sha = ((r.eval or {}).get("config_sha256") or "-")[:16]
             blocks.append(Para(
                 f"Dataset `{r.dataset}` in `{d.get('dir') or '?'}`: dataset.json sha256 "
                 f"`{(d.get('sha256') or 'not recorded (not evaluated)')[:16]}`, prepared "
-                f"{m.get('created', '?')} from `{m.get('source', '?')}` with split seed "
-                f"{m.get('seed', '?')}. Config sha256 `{config_sha}`."))
+                f"{m.created if m else '?'} from `{m.source if m else '?'}` with split seed "
+                f"{m.seed if m else '?'}. Config sha256 `{config_sha}`."))
             blocks.append(Code(r.config_text or "# no config.yaml and no checkpoint config",
-                               f"Resolved config ({r.dir / 'config.yaml'})", "config"))
+                               f"Resolved config ({RunPaths(r.dir).config})", "config"))
     return blocks
 
 

@@ -7,10 +7,12 @@ way and fails with the same clear messages.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from anet import checkpoints, lock
 from anet.config import Config, from_dict, load_config
+from anet.data.info import DATASET_JSON, DatasetInfo, load_dataset
 from anet.errors import AnetError
 
 
@@ -102,22 +104,20 @@ class Run:
     def paths(self) -> RunPaths:
         return RunPaths(self.dir)
 
-    @property
-    def manifest(self) -> dict:
-        from anet.data.manifest import load_manifest
-
-        try:
-            return load_manifest(self.cfg.data.dir)
-        except AnetError:
+    @cached_property
+    def dataset(self) -> DatasetInfo:
+        """The run's dataset.json (read once)."""
+        if not (Path(self.cfg.data.dir) / DATASET_JSON).is_file():
             raise AnetError(
-                f"{self.dir}: its dataset {self.cfg.data.dir} is gone (no dataset.json); "
+                f"{self.dir}: its dataset {self.cfg.data.dir} is gone (no {DATASET_JSON}); "
                 "re-run `anet prepare` to the same folder or pass --set data.dir=NEW"
-            ) from None
+            )
+        return load_dataset(self.cfg.data.dir)
 
     def spec(self):
         from anet.data.pipeline import preprocess_spec
 
-        return preprocess_spec(self.cfg.data, self.manifest)
+        return preprocess_spec(self.cfg.data, self.dataset)
 
     def checkpoint(self, name: str) -> checkpoints.CheckpointState:
         for c in self.ckpts:
@@ -167,11 +167,11 @@ def build_model(run: Run, ckpt: checkpoints.CheckpointState | None = None):
     from anet import models
 
     keras.mixed_precision.set_dtype_policy("float32")
-    m = run.manifest
+    info = run.dataset
     if ckpt is not None:
-        check_fits(run, ckpt, int(m["num_classes"]))
+        check_fits(run, ckpt, info.num_classes)
     model = models.build_from_config(run.cfg.model, run.cfg.data.image_size,
-                                     int(m["channels"]), int(m["num_classes"]))
+                                     info.channels, info.num_classes)
     if ckpt is not None:
         checkpoints.load_weights(ckpt.path, model)
     return model

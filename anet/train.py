@@ -25,6 +25,7 @@ from tqdm import tqdm
 from anet import checkpoints, lock, schedule
 from anet.config import Config, to_dict, write_config
 from anet.data import pipeline
+from anet.data.info import load_dataset
 from anet.errors import AnetError
 from anet.runlog import MetricsLog, record_command
 from anet.runs import RunPaths
@@ -155,7 +156,7 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.Checkpo
 
 
 def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
-    manifest = pipeline.load_manifest(cfg.data.dir)
+    info = load_dataset(cfg.data.dir)
     setup(cfg)
     strategy = make_strategy(cfg.train.distribute)
     distributed = cfg.train.distribute != "none"
@@ -173,21 +174,21 @@ def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
     record_command(run_dir)
 
     sc = cfg.schedule
-    spec = pipeline.preprocess_spec(cfg.data, manifest)
+    spec = pipeline.preprocess_spec(cfg.data, info)
     batch = cfg.train.batch_size
-    n_train = pipeline.split_size(manifest, "train")
+    n_train = info.split_size("train")
     steps_per_epoch = n_train // batch
     if steps_per_epoch == 0:
         raise AnetError(
             f"train.batch_size={batch} is larger than the train split ({n_train} examples); lower it"
         )
-    if pipeline.split_size(manifest, "valid") == 0:  # else found only after the first epoch
+    if info.split_size("valid") == 0:  # else found only after the first epoch
         raise AnetError(empty_split("valid"))
     from anet import models  # imported late: builds Keras layers under the dtype policy
 
     with strategy.scope():
         model = models.build_from_config(
-            cfg.model, cfg.data.image_size, spec.channels, int(manifest["num_classes"]))
+            cfg.model, cfg.data.image_size, spec.channels, info.num_classes)
         state = schedule.initial_state(sc.levels, sc.lrs, sc.gates)
         optimizer = make_optimizer(cfg.train, state.lr)
         optimizer.build(model.trainable_variables)
@@ -206,7 +207,7 @@ def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
     valid_ds = pipeline.eval_dataset(cfg.data.dir, "valid", spec, batch_size=batch,
                                      max_batches=cfg.train.eval_batches)
     log = MetricsLog(run_dir, resume_step=step)
-    ctx = dict(config=to_dict(cfg), model=cfg.model.name, num_classes=int(manifest["num_classes"]),
+    ctx = dict(config=to_dict(cfg), model=cfg.model.name, num_classes=info.num_classes,
                input_shape=(cfg.data.image_size, cfg.data.image_size, spec.channels))
 
     def diverged(what: str) -> AnetError:

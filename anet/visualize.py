@@ -223,7 +223,7 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
     opened = [runs.open_run(d) for d in dirs]
     _check_same_data(opened)
     first = opened[0]
-    classes = first.manifest.get("classes", ())
+    classes = first.dataset.classes
     out = Path(out or first.paths.visualize / ("compare" if compare else ""))
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -259,7 +259,7 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
 
 
 def _check_same_data(opened: list) -> None:
-    keys = [(int(r.manifest["num_classes"]), int(r.manifest["channels"])) for r in opened]
+    keys = [(r.dataset.num_classes, r.dataset.channels) for r in opened]
     if len(set(keys)) > 1:
         have = "; ".join(f"{r.dir}: {k[0]} classes, {k[1]} channels" for r, k in zip(opened, keys))
         raise AnetError(f"--compare needs runs on one dataset (same classes and channels): {have}")

@@ -38,6 +38,8 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_train  # noqa: E402
 
+from anet.data.info import load_dataset  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ANET = [sys.executable, "-c", "from anet.cli import main; main()"]
@@ -139,10 +141,10 @@ def bench_prepare(results: dict, args: argparse.Namespace) -> None:
                          cwd=ROOT)
     if m["returncode"] != 0:
         raise SystemExit(f"anet prepare failed:\n{log.read_text()[-3000:]}")
-    meta = json.loads((out / "dataset.json").read_text())
+    meta = load_dataset(out)
     results["prepare"] = {
-        "images": meta["totals"]["total"], **m,
-        "images_per_s": round(meta["totals"]["total"] / m["wall_s"], 1),
+        "images": meta.totals["total"], **m,
+        "images_per_s": round(meta.totals["total"] / m["wall_s"], 1),
         "tensorflow_import_s": tf["wall_s"], "workers": os.cpu_count(),
     }
 

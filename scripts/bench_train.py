@@ -48,9 +48,10 @@ def matmul_gflops(n: int = 2048, repeats: int = 10, dtype: str = "float32") -> d
 def _spec(data_dir: Path, size: int):
     from anet.config import DataConfig
     from anet.data import pipeline
+    from anet.data.info import load_dataset
 
-    manifest = pipeline.load_manifest(data_dir)
-    return manifest, pipeline.preprocess_spec(DataConfig(dir=str(data_dir), image_size=size), manifest)
+    info = load_dataset(data_dir)
+    return info, pipeline.preprocess_spec(DataConfig(dir=str(data_dir), image_size=size), info)
 
 
 def pipeline_rate(data_dir: Path, size: int, batch: int = 64, batches: int = 40) -> dict:
@@ -83,10 +84,10 @@ def train_rates(name: str, size: int, data_dir: Path, *, batch: int = 64, steps:
     from anet.data import pipeline
     from anet.train import make_optimizer, make_train_step
 
-    manifest, spec = _spec(data_dir, size)
+    info, spec = _spec(data_dir, size)
     keras.mixed_precision.set_dtype_policy(precision)
     model = models.build_from_config(ModelConfig(name=name), size, spec.channels,
-                                     int(manifest["num_classes"]))
+                                     info.num_classes)
     tcfg = TrainConfig(precision=precision)
     opt = make_optimizer(tcfg, 0.01)
     opt.build(model.trainable_variables)
@@ -106,11 +107,11 @@ def train_rates(name: str, size: int, data_dir: Path, *, batch: int = 64, steps:
         return out
 
     x = tf.random.uniform((batch, size, size, spec.channels))
-    y = tf.random.uniform((batch,), maxval=int(manifest["num_classes"]), dtype=tf.int32)
+    y = tf.random.uniform((batch,), maxval=info.num_classes, dtype=tf.int32)
     memory = _summary(timed(iter(lambda: (x, y), None)), batch)
     ds = pipeline.train_dataset(data_dir, spec, batch_size=batch, epoch=0, seed=0)
     real = _summary(timed(iter(ds)), batch)
-    flops = 3 * models.forward_flops(name, (size, size, spec.channels), int(manifest["num_classes"]))
+    flops = 3 * models.forward_flops(name, (size, size, spec.channels), info.num_classes)
     keras.mixed_precision.set_dtype_policy("float32")
     return {
         "memory_images_per_s": memory["images_per_s"], "memory_spread": memory["spread"],

@@ -262,7 +262,10 @@ def test_cli_models():
 
 
 def test_cli_summary_reads_dataset_json(tmp_path):
-    (tmp_path / "dataset.json").write_text(json.dumps({"num_classes": 10, "channels": 3}))
+    (tmp_path / "dataset.json").write_text(json.dumps({
+        "name": "t", "classes": list("abcdefghij"), "num_classes": 10, "channels": 3,
+        "totals": {"total": 3, "train": 1, "valid": 1, "test": 1}, "size": {"min": [8, 8], "max": [8, 8]},
+        "mean": [0.5] * 3, "std": [0.2] * 3}))
     config = tmp_path / "tiny.yaml"
     config.write_text(f"model: {{name: anetc6, width: 0.125}}\ndata: {{dir: {tmp_path}}}\n")
     result = CliRunner().invoke(cli, ["summary", str(config), "--set", "data.image_size=67"])

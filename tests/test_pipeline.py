@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from anet.config import DataConfig
 from anet.data import pipeline as P
+from anet.data.info import load_dataset
 from anet.errors import AnetError
 from tests.tinydata import jpeg, write_dataset
 
@@ -74,7 +75,7 @@ def tiny(tmp_path_factory):
 
 
 def test_train_dataset_deterministic_per_epoch_and_resumable(tiny):
-    sp = P.preprocess_spec(DataConfig(dir=str(tiny), image_size=16), P.load_manifest(tiny))
+    sp = P.preprocess_spec(DataConfig(dir=str(tiny), image_size=16), load_dataset(tiny))
     def labels(epoch, skip=0):
         ds = P.train_dataset(tiny, sp, batch_size=8, epoch=epoch, seed=3, skip_batches=skip)
         return [y.numpy().tolist() for _, y in ds]
@@ -86,13 +87,13 @@ def test_train_dataset_deterministic_per_epoch_and_resumable(tiny):
 
 
 def test_train_dataset_with_augmentation_shapes(tiny):
-    sp = P.preprocess_spec(DataConfig(dir=str(tiny), image_size=16), P.load_manifest(tiny))
+    sp = P.preprocess_spec(DataConfig(dir=str(tiny), image_size=16), load_dataset(tiny))
     x, y = next(iter(P.train_dataset(tiny, sp, batch_size=4, epoch=0, seed=0, augment_images=True)))
     assert x.shape == (4, 16, 16, 1) and x.dtype == tf.float32 and y.dtype == tf.int32
 
 
 def test_eval_dataset_covers_split_once_with_meta(tiny):
-    sp = P.preprocess_spec(DataConfig(dir=str(tiny), image_size=16), P.load_manifest(tiny))
+    sp = P.preprocess_spec(DataConfig(dir=str(tiny), image_size=16), load_dataset(tiny))
     names = []
     for _x, _y, f, _c in P.eval_dataset(tiny, "valid", sp, batch_size=5, with_meta=True):
         names += [n.decode() for n in f.numpy()]
@@ -101,7 +102,7 @@ def test_eval_dataset_covers_split_once_with_meta(tiny):
 
 def test_missing_dataset_and_shards_errors(tmp_path):
     with pytest.raises(AnetError, match="run `anet prepare` first"):
-        P.load_manifest(tmp_path)
+        load_dataset(tmp_path)
     with pytest.raises(AnetError, match="no train-\\*.tfrecord shards"):
         P._files(tmp_path, "train")
 
@@ -109,4 +110,35 @@ def test_missing_dataset_and_shards_errors(tmp_path):
 def test_corrupt_dataset_json_is_a_one_line_error(tmp_path):
     (tmp_path / "dataset.json").write_text('{"name": "tiny", ')  # cut off mid-write by hand
     with pytest.raises(AnetError, match="dataset.json: not valid JSON .*anet prepare --force"):
-        P.load_manifest(tmp_path)
+        load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"colour": 1}, "unknown key 'colour'"),
+    ({"num_classes": None}, "key 'num_classes' has the wrong type"),
+    ({"classes": ["a"]}, "key 'num_classes' is 3 but 'classes' lists 1"),
+    ({"totals": {"train": 1}}, "key 'totals' lacks valid, test"),
+])
+def test_dataset_json_with_wrong_keys_is_one_line_naming_file_and_key(tiny, tmp_path, change, message):
+    import json
+    import shutil
+
+    d = tmp_path / "d"
+    shutil.copytree(tiny, d)
+    meta = json.loads((d / "dataset.json").read_text())
+    (d / "dataset.json").write_text(json.dumps(meta | change))
+    with pytest.raises(AnetError, match=f"^{d}/dataset.json: {message}.*anet prepare --force") as e:
+        load_dataset(d)
+    assert "\n" not in str(e.value)
+    del meta["channels"]
+    (d / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(AnetError, match="missing key 'channels'"):
+        load_dataset(d)
+
+
+def test_dataset_info_round_trips(tiny):
+    from anet.data.info import DatasetInfo
+
+    info = load_dataset(tiny)
+    assert info.num_classes == 3 and info.classes == ("0", "1", "2") and info.split_size("valid") == 12
+    assert DatasetInfo.from_json(info.to_json()) == info and len(info.sha256) == 64

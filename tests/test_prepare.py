@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from PIL import Image
 from anet.cli import main
 from anet.data import prepare as prep
 from anet.data import splits
+from anet.data.info import DatasetInfo
 from anet.data.records import decode_example, shard_paths
 from anet.errors import AnetError
 from tests.conftest import (
@@ -103,12 +105,18 @@ def test_group_ids_union_cells_and_duplicates():
     assert g[0] == g[1] == g[3] and g[4] == g[5] and len({g[0], g[2], g[4]}) == 3
 
 
+def prepared(*args, **kw) -> dict:
+    """``prepare``'s result as the dataset.json object it wrote."""
+    return prep.prepare(*args, **kw).to_json()
+
+
 def test_table1_formats():
-    meta = {"name": "mnist", "totals": {"total": 70000, "train": 63000, "valid": 3500, "test": 3500},
-            "size": {"min": [28, 28], "max": [28, 28]}}
+    meta = DatasetInfo(name="mnist", classes=("0",), num_classes=1, channels=1, mean=(0.5,),
+                       std=(0.2,), totals={"total": 70000, "train": 63000, "valid": 3500, "test": 3500},
+                       size={"min": [28, 28], "max": [28, 28]})
     cells = [c.strip() for c in prep.table1(meta).splitlines()[1].split("|")]
     assert cells == ["mnist", "70000", "63000", "3500", "3500", "28 x 28"]
-    meta["size"] = {"min": [57, 45], "max": [198, 96]}
+    meta = replace(meta, size={"min": [57, 45], "max": [198, 96]})
     assert prep.table1(meta).endswith("57 x 45 .. 198 x 96")
 
 
@@ -128,7 +136,7 @@ def _dup_idx(folder: Path) -> Path:
 def test_prepare_mnist_end_to_end(tmp_path, capsys):
     src = _dup_idx(tmp_path / "idx")
     out = tmp_path / "mnist"
-    meta = prep.prepare("mnist", source=str(src), out=str(out), valid_ratio=0.1, test_ratio=0.1,
+    meta = prepared("mnist", source=str(src), out=str(out), valid_ratio=0.1, test_ratio=0.1,
                         seed=0, cells=0, workers=1, force=False)
     printed = capsys.readouterr().out
     assert "mnist   | 360   | 288   | 36    | 36   | 28 x 28" in printed
@@ -169,8 +177,8 @@ def test_prepare_deterministic_across_workers(tmp_path):
     src = make_idx_dir(tmp_path / "idx", n_train=1200, n_test=100)
     kw = {"source": str(src), "valid_ratio": 0.05, "test_ratio": 0.05, "seed": 7, "cells": 0,
           "force": False}
-    a = prep.prepare("mnist", out=str(tmp_path / "a"), workers=1, **kw)
-    b = prep.prepare("mnist", out=str(tmp_path / "b"), workers=2, **kw)
+    a = prepared("mnist", out=str(tmp_path / "a"), workers=1, **kw)
+    b = prepared("mnist", out=str(tmp_path / "b"), workers=2, **kw)
     assert a["counts"] == b["counts"] and a["mean"] == b["mean"]
     for split in splits.SPLITS:
         for pa, pb in zip(shard_paths(tmp_path / "a", split), shard_paths(tmp_path / "b", split)):
@@ -180,7 +188,7 @@ def test_prepare_deterministic_across_workers(tmp_path):
 def test_prepare_cifar_rgb(tmp_path):
     src = make_cifar_dir(tmp_path / "raw", n=20)
     out = tmp_path / "cifar"
-    meta = prep.prepare("cifar", source=str(src), out=str(out), valid_ratio=0.1, test_ratio=0.1,
+    meta = prepared("cifar", source=str(src), out=str(out), valid_ratio=0.1, test_ratio=0.1,
                         seed=0, cells=0, workers=1, force=False)
     assert meta["channels"] == 3 and len(meta["mean"]) == 3 and meta["classes"][1] == "automobile"
     assert meta["totals"]["total"] == 120 and meta["size"] == {"min": [32, 32], "max": [32, 32]}
@@ -191,7 +199,7 @@ def test_prepare_cifar_rgb(tmp_path):
 
 def test_prepare_karyotype_skips_bad_files(tif_tree, tmp_path):
     out = tmp_path / "k"
-    meta = prep.prepare("karyotype", source=str(tif_tree), out=str(out), valid_ratio=0.1,
+    meta = prepared("karyotype", source=str(tif_tree), out=str(out), valid_ratio=0.1,
                         test_ratio=0.1, seed=0, cells=0, workers=1, force=False)
     reasons = {Path(s["file"]).name: s["reason"] for s in meta["skipped"]}
     assert reasons["empty.tif"] == "empty file"
@@ -206,7 +214,7 @@ def test_prepare_karyotype_skips_bad_files(tif_tree, tmp_path):
 def test_prepare_manifest_cells_stay_together(tmp_path):
     m = make_manifest(tmp_path / "kary", cells=20)
     out = tmp_path / "k"
-    meta = prep.prepare("karyotype", source=str(m), out=str(out), valid_ratio=0.1, test_ratio=0.1,
+    meta = prepared("karyotype", source=str(m), out=str(out), valid_ratio=0.1, test_ratio=0.1,
                         seed=0, cells=0, workers=1, force=False)
     assert meta["has_cells"] and meta["totals"] == {"total": 120, "train": 96, "valid": 12,
                                                      "test": 12}
@@ -219,7 +227,7 @@ def test_prepare_manifest_cells_stay_together(tmp_path):
 
 def test_prepare_synthetic_small(tmp_path):
     out = tmp_path / "sk"
-    meta = prep.prepare("synthetic-karyotype", source=None, out=str(out), valid_ratio=0.25,
+    meta = prepared("synthetic-karyotype", source=None, out=str(out), valid_ratio=0.25,
                         test_ratio=0.25, seed=0, cells=4, workers=1, force=False)
     assert meta["totals"] == {"total": 184, "train": 92, "valid": 46, "test": 46}
     assert meta["has_cells"] and (out / "raw" / "manifest.csv").is_file()

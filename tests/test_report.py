@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from anet.cli import main
+from anet.data.info import load_dataset
 from anet.errors import AnetError
 from anet.report import report, table1, table2
 
@@ -52,17 +53,19 @@ def test_table2_two_runs_of_one_model_on_one_dataset_are_told_apart(tmp_path):
     assert rows[2].startswith("| vgg16 (a) | 0.9000") and rows[3].startswith("| vgg16 (b) | 0.9500")
 
 
-def manifest(tmp_path, name, totals, size):
+def dataset(tmp_path, name, totals, size):
     d = tmp_path / name
     d.mkdir()
-    (d / "dataset.json").write_text(json.dumps({"name": name, "totals": totals, "size": size}))
+    (d / "dataset.json").write_text(json.dumps({"name": name, "totals": totals, "size": size,
+                                                "classes": ["a"], "num_classes": 1, "channels": 1,
+                                                "mean": [0.5], "std": [0.2]}))
     return d
 
 
 def test_table1(tmp_path):
-    mnist = manifest(tmp_path, "mnist", {"total": 70000, "train": 63000, "valid": 3500,
+    mnist = dataset(tmp_path, "mnist", {"total": 70000, "train": 63000, "valid": 3500,
                                          "test": 3500}, {"min": [28, 28], "max": [28, 28]})
-    karyo = manifest(tmp_path, "karyotype", {"total": 5474, "train": 4926, "valid": 274,
+    karyo = dataset(tmp_path, "karyotype", {"total": 5474, "train": 4926, "valid": 274,
                                              "test": 274}, {"min": [40, 12], "max": [208, 96]})
     assert report(datasets=[mnist, karyo]) == (
         "| Dataset | Total | Train | Valid | Test | Size |\n"
@@ -70,7 +73,7 @@ def test_table1(tmp_path):
         "| mnist | 70000 | 63000 | 3500 | 3500 | 28x28 |\n"
         "| karyotype | 5474 | 4926 | 274 | 274 | 40x12 .. 208x96 |"
     )
-    assert table1([json.loads((mnist / "dataset.json").read_text())], as_csv=True) == (
+    assert table1([load_dataset(mnist)], as_csv=True) == (
         "Dataset,Total,Train,Valid,Test,Size\nmnist,70000,63000,3500,3500,28x28")
 
 
@@ -88,8 +91,8 @@ def run_cli(monkeypatch, capsys, *args):
 def test_cli_report_csv_and_both_tables(runs, tmp_path, monkeypatch, capsys):
     code, out, _ = run_cli(monkeypatch, capsys, "report", *runs, "--csv")
     assert code in (0, None) and out.startswith("Model,mnist train")
-    d = manifest(tmp_path, "tiny", {"total": 3, "train": 1, "valid": 1, "test": 1},
-                 {"min": [4, 4], "max": [4, 4]})
+    d = dataset(tmp_path, "tiny", {"total": 3, "train": 1, "valid": 1, "test": 1},
+                {"min": [4, 4], "max": [4, 4]})
     code, out, _ = run_cli(monkeypatch, capsys, "report", runs[0], "--dataset", d)
     assert out.startswith("| Dataset |") and "| Model |" in out
 

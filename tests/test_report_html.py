@@ -91,7 +91,8 @@ def dataset(root, name, classes):
     (d / "dataset.json").write_text(json.dumps({
         "name": name, "classes": classes, "num_classes": n, "channels": 1, "source": "test",
         "seed": 0, "created": "2026-01-01", "size": {"min": [28, 28], "max": [28, 28]},
-        "totals": {"total": 10 * n, "train": 8 * n, "valid": n, "test": n}}))
+        "totals": {"total": 10 * n, "train": 8 * n, "valid": n, "test": n},
+        "mean": [0.5], "std": [0.2]}))
     return d
 
 

@@ -202,8 +202,8 @@ def test_compare_two_models_one_figure_per_sample(root, monkeypatch):
 def test_compare_needs_one_dataset(root, tmp_path, monkeypatch, capsys):
     data = tmp_path / "data4"
     data.mkdir()
-    manifest = json.loads((root / "data" / "dataset.json").read_text())
-    (data / "dataset.json").write_text(json.dumps(dict(manifest, num_classes=4)))
+    meta = json.loads((root / "data" / "dataset.json").read_text())
+    (data / "dataset.json").write_text(json.dumps(dict(meta, num_classes=4, classes=list("abcd"))))
     other = tmp_path / "other"
     shutil.copytree(root / "runs" / "vgg", other)
     cfg = other / "config.yaml"

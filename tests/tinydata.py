@@ -41,12 +41,12 @@ def write_dataset(out: Path, *, n_per_split=None, channels=1, num_classes=3, siz
             counts[split][str(label)] += 1
         for wr in writers:
             wr.close()
-    manifest = {
+    info = {
         "name": "tiny", "classes": [str(c) for c in range(num_classes)], "num_classes": num_classes,
         "channels": channels, "counts": counts,
         "totals": {s: sum(c.values()) for s, c in counts.items()} | {"total": sum(n_per_split.values())},
         "size": {"min": [h, w], "max": [h, w]},
         "mean": [0.8] * channels, "std": [0.2] * channels, "has_cells": True, "skipped": [],
     }
-    (out / "dataset.json").write_text(json.dumps(manifest))
+    (out / "dataset.json").write_text(json.dumps(info))
     return out

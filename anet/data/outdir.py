@@ -22,11 +22,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from anet.data.info import DATASET_JSON
 from anet.errors import AnetError
 
-MANIFEST = "dataset.json"
 # Top-level entries prepare itself writes into a dataset folder.
-ANET_ENTRIES = {MANIFEST, "jpg", "raw", "tmp"}
+ANET_ENTRIES = {DATASET_JSON, "jpg", "raw", "tmp"}
 SHARD = re.compile(r"(train|valid|test)-\d{5}-of-\d{5}\.tfrecord$")
 TEMP = re.compile(r"\..*\.tmp-\d+")  # files.atomic_write's temp files
 LEFTOVER = re.compile(r"\.(partial|old)-(\d+)$")
@@ -40,7 +40,7 @@ def lock_file(out: Path) -> Path:
 def is_finished(folder: Path) -> bool:
     """True when ``folder`` holds a complete anet dataset (its dataset.json was written last)."""
     try:
-        meta = json.loads((folder / MANIFEST).read_text())
+        meta = json.loads((folder / DATASET_JSON).read_text())
     except (OSError, ValueError):
         return False
     return isinstance(meta, dict) and "shards" in meta and "classes" in meta

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from anet.data.manifest import load_manifest  # noqa: F401 (re-exported for callers)
+from anet.data.info import DatasetInfo
 from anet.data.records import parse_example, shard_paths
 from anet.errors import AnetError
 
@@ -33,18 +33,18 @@ class Preprocess:
     std: tuple[float, ...] = ()
 
 
-def preprocess_spec(data_cfg, manifest: dict) -> Preprocess:
-    """Derive the preprocessing spec from ``cfg.data`` and the dataset manifest."""
+def preprocess_spec(data_cfg, info: DatasetInfo) -> Preprocess:
+    """Derive the preprocessing spec from ``cfg.data`` and the dataset's ``dataset.json``."""
     size = data_cfg.image_size
-    max_h, max_w = manifest.get("size", {}).get("max", [size, size])
+    max_h, max_w = info.size.get("max", [size, size])
     standardize = data_cfg.normalize == "standardize"
     return Preprocess(
         image_size=size,
-        channels=int(manifest["channels"]),
+        channels=info.channels,
         resize=data_cfg.resize,
         pad_scale=size / max(max_h, max_w, 1),
-        mean=tuple(manifest["mean"]) if standardize else (),
-        std=tuple(manifest["std"]) if standardize else (),
+        mean=info.mean if standardize else (),
+        std=info.std if standardize else (),
     )
 
 
@@ -170,7 +170,3 @@ def eval_dataset(
         ds = ds.take(max_batches)
     return ds.prefetch(AUTOTUNE)
 
-
-def split_size(manifest: dict, split: str) -> int:
-    """Number of examples in a split, from the manifest."""
-    return int(manifest["totals"][split])

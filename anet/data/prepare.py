@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from anet import lock
 from anet.data import outdir, sources, synthetic
-from anet.data.manifest import load_manifest
+from anet.data.info import DATASET_JSON, DatasetInfo, load_dataset
 from anet.data.splits import SPLITS, assign_splits, group_ids
 from anet.errors import AnetError
 from anet.files import atomic_write
@@ -238,13 +238,13 @@ def summarize(raw: sources.RawDataset, facts: dict, split: np.ndarray, skipped: 
     }
 
 
-def table1(meta: dict) -> str:
+def table1(meta: DatasetInfo) -> str:
     """The paper's Table 1 row for one dataset, as a small aligned text table."""
-    lo, hi = meta["size"]["min"], meta["size"]["max"]
+    lo, hi = meta.size["min"], meta.size["max"]
     size = f"{lo[0]} x {lo[1]}" if lo == hi else f"{lo[0]} x {lo[1]} .. {hi[0]} x {hi[1]}"
-    t = meta["totals"]
+    t = meta.totals
     rows = [("Dataset", "Total", "Train", "Valid", "Test", "Size"),
-            (meta["name"], t["total"], t["train"], t["valid"], t["test"], size)]
+            (meta.name, t["total"], t["train"], t["valid"], t["test"], size)]
     widths = [max(len(str(r[i])) for r in rows) for i in range(6)]
     return "\n".join(" | ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -277,7 +277,7 @@ def _open_raw(dataset: str, source: str | None, work: Path, seed: int, cells: in
 
 
 def build(dataset: str, source: str | None, work: Path, *, valid_ratio: float, test_ratio: float,
-          seed: int, cells: int, workers: int, abnormal: float = 0.0) -> dict:
+          seed: int, cells: int, workers: int, abnormal: float = 0.0) -> DatasetInfo:
     """Build a complete dataset (JPGs, records, dataset.json) inside the folder ``work``."""
     with _mapper(workers) as imap:
         (work / "tmp").mkdir()
@@ -290,19 +290,20 @@ def build(dataset: str, source: str | None, work: Path, *, valid_ratio: float, t
     shards = write_records(work, work / "tmp" / "jpeg.blob", facts, split, raw.channels, seed)
     shutil.rmtree(work / "tmp")
     meta = summarize(raw, facts, split, skipped, shards, seed, (valid_ratio, test_ratio))
-    atomic_write(work / "dataset.json", json.dumps(meta, indent=1) + "\n")  # last: marks it done
-    return meta
+    info = DatasetInfo.from_json(meta, work / DATASET_JSON)  # what every reader will check
+    atomic_write(work / DATASET_JSON, json.dumps(info.to_json(), indent=1) + "\n")  # last: done
+    return info
 
 
 def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
             valid_ratio: float = 0.05, test_ratio: float = 0.05, seed: int = 0, cells: int = 200,
-            workers: int = 0, force: bool = False, abnormal: float = 0.0) -> dict:
+            workers: int = 0, force: bool = False, abnormal: float = 0.0) -> DatasetInfo:
     """``anet prepare``: build ``out`` (default ``data/<dataset>``) atomically; print Table 1.
 
     ``cells`` and ``abnormal`` (fraction of abnormal cells) apply to synthetic-karyotype only.
 
     Returns:
-        The dataset.json dict (of the existing dataset when it is finished and not ``force``).
+        The dataset's DatasetInfo (of the existing dataset when it is finished and not ``force``).
     """
     if not (0 <= valid_ratio < 1 and 0 <= test_ratio < 1 and valid_ratio + test_ratio < 1):
         raise AnetError(f"--valid-ratio {valid_ratio} and --test-ratio {test_ratio} must be in "
@@ -317,9 +318,9 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
     with lock.hold(outdir.lock_file(out_dir), out_dir):
         outdir.recover(out_dir)
         outdir.check_out(out_dir, source, force)
-        finished = out_dir / "dataset.json"
+        finished = out_dir / DATASET_JSON
         if finished.is_file() and not force:
-            meta = load_manifest(out_dir)
+            meta = load_dataset(out_dir)
             print(f"{out_dir} already holds a finished dataset (use --force to rebuild)")
             print(table1(meta))
             return meta
@@ -333,7 +334,7 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        if meta["skipped"]:
-            print(f"skipped {len(meta['skipped'])} files (listed in {finished})", file=sys.stderr)
+        if meta.skipped:
+            print(f"skipped {len(meta.skipped)} files (listed in {finished})", file=sys.stderr)
         print(table1(meta))
         return meta
