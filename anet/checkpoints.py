@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 import warnings
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
@@ -128,6 +129,10 @@ def save(root: str | Path, *, model, optimizer, state: CheckpointState) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     final = root / ckpt_name(state.step)
     record = replace(state, time=time.time(), path=None)
+    if final.exists() and (why := damaged(final)):
+        # e.g. a half-written state.json, skipped on resume: this save replaces it.
+        print(f"notice: replacing damaged checkpoint {final.name} ({why})", file=sys.stderr)
+        shutil.rmtree(final)
     if final.exists():
         old = read_state(final)
         merged = tuple(dict.fromkeys(old.reasons + state.reasons))
@@ -145,6 +150,78 @@ def save(root: str | Path, *, model, optimizer, state: CheckpointState) -> Path:
         tmp.rename(final)
     write_index(root)
     return final
+
+
+def damaged(path: str | Path) -> str:
+    """Why the checkpoint folder ``path`` cannot be loaded ('' when it can).
+
+    Reads every file in full (h5 datasets, npz members with their CRC), so a truncated or
+    half-written file is found before any of it is assigned to a model.
+    """
+    import zipfile
+
+    import h5py
+
+    path = Path(path)
+    name = STATE
+    try:
+        read_state(path)
+        name = WEIGHTS
+        with h5py.File(path / WEIGHTS, "r") as f:
+            f.visititems(_read_dataset)
+        for name in (OPTIMIZER, RNG):
+            if name == RNG and not (path / RNG).exists():
+                continue  # older checkpoints have no rng.npz
+            with np.load(path / name) as data:
+                for k in data.files:
+                    data[k]
+    except FileNotFoundError:
+        return f"{name} is missing"
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, AnetError) as e:
+        return f"{name}: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}"
+    return ""
+
+
+def _read_dataset(_name, obj) -> None:
+    import h5py
+
+    if isinstance(obj, h5py.Dataset):
+        obj[()]
+
+
+def unlisted(root: str | Path, listed: list[CheckpointState]) -> list[tuple[str, str]]:
+    """``(path, why)`` of checkpoint folders that ``list_checkpoints`` left out (bad state.json)."""
+    have = {str(c.path) for c in listed}
+    root = Path(root)
+    dirs = sorted(d for d in root.glob(f"{PREFIX}*") if d.is_dir()) if root.is_dir() else []
+    return [(str(d), damaged(d) or "unreadable") for d in dirs if str(d) not in have]
+
+
+def split_damaged(root: str | Path, listed: list[CheckpointState]
+                  ) -> tuple[list[CheckpointState], list[tuple[str, str]]]:
+    """(checkpoints that load, ``(path, why)`` of damaged ones), each damaged one with a notice."""
+    good, bad = [], unlisted(root, listed)
+    for c in listed:
+        if why := damaged(c.path):
+            bad.append((str(c.path), why))
+        else:
+            good.append(c)
+    for path, why in bad:
+        print(f"notice: skipping damaged checkpoint {path} ({why})", file=sys.stderr)
+    return good, bad
+
+
+def newest_good(root: str | Path) -> CheckpointState | None:
+    """The newest checkpoint that loads; each damaged one found on the way gets a notice."""
+    listed = list_checkpoints(root)
+    for path, why in unlisted(root, listed):
+        print(f"notice: skipping damaged checkpoint {path} ({why})", file=sys.stderr)
+    for c in reversed(listed):
+        why = damaged(c.path)
+        if not why:
+            return c
+        print(f"notice: skipping damaged checkpoint {c.path} ({why})", file=sys.stderr)
+    return None
 
 
 def list_checkpoints(root: str | Path) -> list[CheckpointState]:
@@ -232,10 +309,15 @@ def load_weights(path: str | Path, model) -> None:
             warnings.simplefilter("error", UserWarning)
             model.load_weights(str(Path(path) / WEIGHTS))
     except (ValueError, KeyError, UserWarning) as e:
+        if why := damaged(path):
+            raise AnetError(f"{path}: checkpoint is damaged ({why}); pick another with --ckpt") from None
         raise AnetError(
             f"{path}: checkpoint does not fit this model ({str(e).splitlines()[0][:160]}); "
             "was it made with another model.name, width or class count?"
         ) from None
+    except OSError:
+        raise AnetError(f"{path}: checkpoint is damaged ({damaged(path) or WEIGHTS}); pick another "
+                        "with --ckpt") from None
 
 
 def _rng_vars(model) -> list:

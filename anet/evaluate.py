@@ -121,15 +121,31 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
         The eval.json dict.
     """
     from anet.data import pipeline
-    from anet.train import make_eval_fn
 
     if split not in SPLITS:
         raise AnetError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     run = open_run(run_dir, overrides)
+    with pipeline.read_errors(run.cfg.data.dir):  # a damaged shard: one line naming it
+        return _evaluate(run, split=split, ckpt=ckpt, batch_size=batch_size,
+                         train_batches=train_batches)
+
+
+def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batches: int) -> dict:
+    from anet.data import pipeline
+    from anet.train import make_eval_fn
+
     info, spec = run.dataset, run.spec()
     classes = list(info.classes)
     data_dir, batch = run.cfg.data.dir, batch_size or run.cfg.train.batch_size
-    candidates = [run.checkpoint(ckpt)] if ckpt else list(run.ckpts)
+    if ckpt:
+        candidates, broken = [run.checkpoint(ckpt)], []
+        if why := checkpoints.damaged(candidates[0].path):
+            raise AnetError(f"{candidates[0].path}: checkpoint is damaged ({why}); pick another "
+                            "with --ckpt")
+    else:  # damaged checkpoints are skipped (with a notice) and listed in eval.json
+        candidates, broken = checkpoints.split_damaged(run.paths.checkpoints, list(run.ckpts))
+        if not candidates:
+            raise AnetError(f"{run.dir}: every checkpoint is damaged; train again")
     for c in candidates:
         check_fits(run, c, len(classes))
 
@@ -164,6 +180,7 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
         "config_sha256": hashlib.sha256(dump_yaml(run.cfg).encode()).hexdigest(),
         "dataset": dataset_identity(info),
         "checkpoints": scores,
+        "damaged": [{"name": Path(p).name, "reason": why} for p, why in broken],
         "chosen": {"name": chosen["name"], "step": chosen["step"], "reason": reason},
         "accuracy": {"train": train["acc"], "valid": chosen["valid_acc"],
                      "test": float((preds == out["labels"]).mean()) if split == "test" else None},

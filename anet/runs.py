@@ -6,6 +6,8 @@ way and fails with the same clear messages.
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -124,6 +126,10 @@ class Run:
             if c.name == name or str(c.step) == name:
                 return c
         names = ", ".join(c.name for c in self.ckpts)
+        folder = self.paths.checkpoints / name
+        if name.startswith(checkpoints.PREFIX) and folder.is_dir():
+            raise AnetError(f"{folder}: checkpoint is damaged ({checkpoints.damaged(folder)}); "
+                            f"pick another with --ckpt (have: {names})")
         raise AnetError(f"{self.dir}: no checkpoint {name!r} (have: {names})")
 
 
@@ -214,5 +220,15 @@ def choose_checkpoint(run: Run, name: str | None = None) -> tuple[checkpoints.Ch
 def open_chosen(run_dir: str | Path, ckpt: str | None = None, overrides=()):
     """(run, checkpoint state, why it was chosen, model with its weights) for a run directory."""
     run = open_run(run_dir, overrides)
-    chosen, why = choose_checkpoint(run, ckpt)
-    return run, chosen, why, build_model(run, chosen)
+    while True:
+        chosen, why = choose_checkpoint(run, ckpt)
+        damage = checkpoints.damaged(chosen.path)
+        if not damage:
+            return run, chosen, why, build_model(run, chosen)
+        if ckpt:  # chosen explicitly: an error, not a silent substitute
+            raise AnetError(f"{chosen.path}: checkpoint is damaged ({damage}); pick another with --ckpt")
+        print(f"notice: skipping damaged checkpoint {chosen.path} ({damage})", file=sys.stderr)
+        rest = tuple(c for c in run.ckpts if c is not chosen)
+        if not rest:
+            raise AnetError(f"{run.dir}: every checkpoint is damaged; train again")
+        run = dataclasses.replace(run, ckpts=rest)

@@ -151,7 +151,7 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.Checkpo
     if cfg.train.distribute == "multi_worker" and (worker := worker_index()) > 0:
         paths = paths.worker(worker)  # only the chief writes the run itself
     run_dir = paths.dir
-    with lock.hold(paths.lock, run_dir):
+    with lock.hold(paths.lock, run_dir), pipeline.read_errors(cfg.data.dir):
         return _train(cfg, run_dir)
 
 
@@ -163,7 +163,7 @@ def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
     paths = RunPaths(run_dir)
     ckpt_root = paths.checkpoints
     checkpoints.clean_partial(ckpt_root)
-    resume = checkpoints.latest(ckpt_root)
+    resume = checkpoints.newest_good(ckpt_root)  # a damaged newer one is skipped, with a notice
     if resume:
         checkpoints.check_resumable(cfg, resume, run_dir)
         done = checkpoints.finished_reason(resume, cfg)

@@ -8,6 +8,7 @@ skip exactly the batches it already trained on.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,30 @@ def _files(data_dir: str | Path, split: str) -> list[str]:
     if not files:
         raise AnetError(f"{data_dir}: no {split}-*.tfrecord shards; re-run `anet prepare`")
     return files
+
+
+def damaged_shard(data_dir: str | Path) -> tuple[str, str] | None:
+    """``(shard, reason)`` of the first TFRecord shard in ``data_dir`` that does not read to its
+    end (truncated or corrupt), or None."""
+    for f in sorted(Path(data_dir).glob("*.tfrecord")):
+        try:
+            for _ in tf.data.TFRecordDataset(str(f)):
+                pass
+        except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
+            return str(f), e.message.splitlines()[0].split("}}")[-1].split(" [Op:")[0].strip()
+    return None
+
+
+@contextlib.contextmanager
+def read_errors(data_dir: str | Path):
+    """Turn a damaged shard met while reading ``data_dir`` into a one-line AnetError naming it."""
+    try:
+        yield
+    except tf.errors.DataLossError as e:
+        found = damaged_shard(data_dir)
+        shard, reason = found or (str(data_dir), e.message.splitlines()[0][:160])
+        raise AnetError(f"{shard}: damaged TFRecord shard ({reason}); re-run `anet prepare "
+                        f"--force` for {data_dir}") from None
 
 
 def _records(files: list[str], seed: int | None) -> tf.data.Dataset:
