@@ -107,6 +107,24 @@ class Config:
 # --------------------------------------------------------------------------- loading
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise ConfigError(f"duplicate key {key!r} on lines {seen[key]} and {line}; "
+                                      "keep one")
+            except TypeError:  # an unhashable key: let SafeLoader report it
+                continue
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -> Config:
     """Load a YAML config, apply ``key.sub=value`` overrides, validate, return a frozen Config.
 
@@ -119,11 +137,17 @@ def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -
         if not p.is_file():
             raise ConfigError(f"{source}: config file not found")
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{source}: not a UTF-8 text file (byte {e.start} is "
+                              f"0x{e.object[e.start]:02x}); a config is YAML text") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"{source}: not valid YAML: {str(e).splitlines()[0]}") from None
-        if loaded is None:
-            loaded = {}
+        if loaded is None:  # empty or only comments: would silently train every default
+            raise ConfigError(f"{source}: the config is empty; state at least the dataset, e.g. "
+                              "`data: {dir: data/mnist}` (see configs/ for examples)")
         if not isinstance(loaded, dict):
             raise ConfigError(f"{source}: top level must be a mapping of sections")
         raw = loaded

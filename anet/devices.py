@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -65,26 +66,62 @@ def train_many(configs: list[str], overrides: list[str], gpus: list[int]) -> int
     running: dict = {}  # slot -> (process, config, run dir, log file)
     codes = []
     queue = list(jobs)
-    while queue or running:
-        for slot in slots:
-            if slot not in running and queue:
-                path, run_dir = queue.pop(0)
-                run_dir.mkdir(parents=True, exist_ok=True)
-                log = open(RunPaths(run_dir).train_log, "a")
-                cmd = [sys.executable, "-m", "anet.cli", "train", path, "--run-dir", str(run_dir)]
-                cmd += [a for o in overrides for a in ("--set", o)]
-                if slot is not None:
-                    cmd += ["--gpu", str(slot)]
-                where = f"GPU {slot}" if slot is not None else "CPU"
-                print(f"start {path} on {where} -> {RunPaths(run_dir).train_log}", flush=True)
-                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-                running[slot] = (proc, path, run_dir, log)
-        for slot, (proc, path, run_dir, log) in list(running.items()):
-            if proc.poll() is not None:
-                log.close()
-                codes.append(proc.returncode)
-                status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
-                print(f"{status}: {path} ({RunPaths(run_dir).train_log})", flush=True)
-                del running[slot]
-        time.sleep(0.5)
+    stop = _Interrupts()
+    previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while (queue and not stop.count) or running:
+            for slot in slots:
+                if slot not in running and queue and not stop.count:
+                    path, run_dir = queue.pop(0)
+                    run_dir.mkdir(parents=True, exist_ok=True)
+                    log = open(RunPaths(run_dir).train_log, "a")
+                    cmd = [sys.executable, "-m", "anet.cli", "train", path, "--run-dir", str(run_dir)]
+                    cmd += [a for o in overrides for a in ("--set", o)]
+                    if slot is not None:
+                        cmd += ["--gpu", str(slot)]
+                    where = f"GPU {slot}" if slot is not None else "CPU"
+                    print(f"start {path} on {where} -> {RunPaths(run_dir).train_log}", flush=True)
+                    # Own session: a terminal Ctrl-C reaches only this process, which passes
+                    # exactly one stop request on (two would abort the child's checkpoint).
+                    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+                    running[slot] = (proc, path, run_dir, log)
+            stop.forward([proc for proc, *_ in running.values()])
+            for slot, (proc, path, run_dir, log) in list(running.items()):
+                if proc.poll() is not None:
+                    log.close()
+                    codes.append(proc.returncode)
+                    status = ("done" if proc.returncode == 0 else "interrupted (checkpoint written)"
+                              if proc.returncode == 130 else f"FAILED (exit {proc.returncode})")
+                    print(f"{status}: {path} ({RunPaths(run_dir).train_log})", flush=True)
+                    del running[slot]
+            time.sleep(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stop.count:
+        if queue:
+            print(f"not started: {', '.join(p for p, _ in queue)}", flush=True)
+        return 130
     return max(codes, default=0)
+
+
+class _Interrupts:
+    """Counts Ctrl-C / SIGTERM in train-many and forwards each one once to the running children:
+    the first asks them to checkpoint and stop, a second to abort."""
+
+    def __init__(self):
+        self.count = 0
+        self.sent: dict[int, int] = {}  # pid -> signals forwarded
+
+    def handle(self, signum, frame):
+        self.count += 1
+        if self.count == 1:
+            print("\ninterrupted: waiting for the running training to write its checkpoint "
+                  "(again to abort it); no further config starts", file=sys.stderr, flush=True)
+
+    def forward(self, procs) -> None:
+        for proc in procs:
+            while self.sent.get(proc.pid, 0) < min(self.count, 2) and proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                self.sent[proc.pid] = self.sent.get(proc.pid, 0) + 1

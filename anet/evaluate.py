@@ -2,7 +2,8 @@
 
 The model is built once and each checkpoint's weights are swapped in. Selection looks only at
 the validation split; the test split is read once, for the chosen checkpoint. Everything lands
-in the run directory: ``eval.json`` (scores, choice and why, accuracies, per-class metrics,
+in the run directory (a ``--ckpt`` evaluation writes beside them under its own names, see
+``RunPaths.partial_eval``): ``eval.json`` (scores, choice and why, accuracies, per-class metrics,
 confusion matrix, config hash, dataset identity, per-cell karyotype accuracy when it applies),
 ``confusion.png`` and ``errors.png``.
 """
@@ -195,11 +196,15 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     if karyotype.applies(classes, out["cells"]):
         cell = karyotype.cell_report(out["probs"], out["labels"], out["cells"])
         result["karyotype"] = cell | {"split": split}
-    atomic_write(run.paths.eval, json.dumps(result, indent=1) + "\n")
+    # A partial evaluation (--ckpt) writes beside the selection's files, never over them.
+    files = run.paths.partial_eval(chosen["name"], split) if ckpt else (
+        run.paths.eval, run.paths.confusion, run.paths.errors)
+    result["files"] = [f.name for f in files]
+    atomic_write(files[0], json.dumps(result, indent=1) + "\n")
     record_command(run.dir)
-    plot_confusion(cm, classes, run.paths.confusion,
+    plot_confusion(cm, classes, files[1],
                    title=f"{Path(run.dir).name} {chosen['name']}: {split} confusion")
-    plot_errors(out["errors"], classes, run.paths.errors,
+    plot_errors(out["errors"], classes, files[2],
                 total=int((preds != out["labels"]).sum()))
     print(summary(result))
     return result
@@ -225,7 +230,8 @@ def summary(result: dict) -> str:
                      f"per-chromosome {k['accuracy_before']:.4f} -> per-cell assigned "
                      f"{k['accuracy_after']:.4f}")
     paths = RunPaths(result["run"])
-    lines.append(f"wrote {paths.eval}, {paths.confusion.name}, {paths.errors.name}")
+    files = result.get("files") or [paths.eval.name, paths.confusion.name, paths.errors.name]
+    lines.append(f"wrote {paths.dir / files[0]}, {', '.join(files[1:])}")
     return "\n".join(lines)
 
 

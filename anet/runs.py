@@ -28,6 +28,8 @@ class RunPaths:
         RUN/tensorboard/          TensorBoard scalars (and visualize/ images)
         RUN/curves.png            training curves (train, report)
         RUN/eval.json             anet evaluate's result; confusion.png, errors.png beside it
+        RUN/eval-CKPT-SPLIT.json  a partial `anet evaluate --ckpt` (never replaces eval.json);
+                                  eval-CKPT-SPLIT-confusion.png, -errors.png beside it
         RUN/commands.jsonl        every train/evaluate command line run on it, with code versions
         RUN/visualize/            anet visualize's default output folder
         RUN/.anet.lock            held while anet train runs (see anet.lock)
@@ -75,6 +77,12 @@ class RunPaths:
     @property
     def errors(self) -> Path:
         return self.dir / "errors.png"
+
+    def partial_eval(self, ckpt: str, split: str) -> tuple[Path, Path, Path]:
+        """(json, confusion plot, error gallery) of ``anet evaluate --ckpt CKPT --split SPLIT``."""
+        stem = f"eval-{ckpt}-{split}"
+        return (self.dir / f"{stem}.json", self.dir / f"{stem}-confusion.png",
+                self.dir / f"{stem}-errors.png")
 
     @property
     def commands(self) -> Path:

@@ -1,9 +1,11 @@
 """Config loading: defaults, overrides, and a clear error for every bad input."""
 
+import sys
+
 import pytest
 from click.testing import CliRunner
 
-from anet.cli import cli
+from anet.cli import cli, main
 from anet.config import Config, ConfigError, from_dict, load_config, to_dict, write_config
 
 
@@ -65,9 +67,9 @@ def test_round_trip_through_dict_and_file(tmp_path):
         ("- a\n- b\n", [], "top level must be a mapping"),
         ("model: [1, 2]\n", [], "model must be a mapping"),
         ("model: {name: [\n", [], "not valid YAML"),
-        ("", ["train.batch_size"], "expected key.sub=value"),
-        ("", ["train.batchsize=3"], "did you mean 'train.batch_size'?"),
-        ("", ["model.name.x=3"], "model.name must be str"),
+        ("run: {seed: 0}\n", ["train.batch_size"], "expected key.sub=value"),
+        ("run: {seed: 0}\n", ["train.batchsize=3"], "did you mean 'train.batch_size'?"),
+        ("run: {seed: 0}\n", ["model.name.x=3"], "model.name must be str"),
         ("model: {name: alexnet}\n", ["model.name.x=3"], "'name' is not a section"),
     ],
 )
@@ -105,3 +107,33 @@ def test_main_exit_code_and_message(tmp_path, capsys, monkeypatch):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {p}: train.epochs must be >= 1, got -1"]
+
+
+@pytest.mark.parametrize("text,lines", [
+    ("train:\n  epochs: 2\n  batch_size: 8\n  epochs: 3000\n", "2 and 4"),
+    ("train: {epochs: 2, epochs: 3}\n", "1 and 1"),
+    ("model: {name: vgg16}\nmodel: {name: alexnet}\n", "1 and 2"),
+])
+def test_duplicate_key_names_key_and_both_lines(tmp_path, text, lines):
+    p = write(tmp_path, text)
+    key = "model" if text.startswith("model") else "epochs"
+    with pytest.raises(ConfigError, match=rf"^{p}: duplicate key '{key}' on lines {lines}; keep one$"):
+        load_config(p)
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "\n\n"])
+def test_empty_config_is_an_error(tmp_path, text):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=rf"^{p}: the config is empty; state at least the dataset"):
+        load_config(p)
+
+
+def test_binary_config_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    p = tmp_path / "exp.yaml"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    monkeypatch.setattr(sys, "argv", ["anet", "summary", str(p)])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (f"error: {p}: not a UTF-8 text file (byte 0 is 0x89); a "
+                                       "config is YAML text\n")

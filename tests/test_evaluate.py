@@ -3,6 +3,7 @@
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,3 +192,26 @@ def test_dataset_gone_and_unknown_checkpoint(run, tmp_path, monkeypatch, capsys)
     assert "its dataset" in err and "is gone" in err and "--set data.dir=NEW" in err
     err = cli(monkeypatch, capsys, "evaluate", "--ckpt-dir", run, "--ckpt", "ckpt-9")
     assert "no checkpoint 'ckpt-9'" in err
+
+
+def test_partial_evaluation_never_replaces_the_selection(run, capsys):
+    from anet.runs import RunPaths, choose_checkpoint, open_run
+
+    out = run.parent.parent / "partial"
+    shutil.copytree(run, out)
+    full = ev.evaluate(out, split="test", train_batches=1)
+    paths = RunPaths(out)
+    before = {p: p.read_bytes() for p in (paths.eval, paths.confusion, paths.errors)}
+    other = next(c for c in checkpoints.list_checkpoints(paths.checkpoints)
+                 if Path(c["path"]).name != full["chosen"]["name"])
+    name = Path(other["path"]).name
+    part = ev.evaluate(out, split="valid", ckpt=name, train_batches=1)
+    assert {p: p.read_bytes() for p in before} == before  # the selection's files are untouched
+    written = paths.partial_eval(name, "valid")
+    assert [p.name for p in written] == [f"eval-{name}-valid.json", f"eval-{name}-valid-confusion.png",
+                                         f"eval-{name}-valid-errors.png"]
+    assert all(p.is_file() for p in written) and part["files"] == [p.name for p in written]
+    assert json.loads(written[0].read_text())["chosen"]["name"] == name
+    assert f"wrote {written[0]}" in capsys.readouterr().out
+    chosen, why = choose_checkpoint(open_run(out))  # predict/export still follow the selection
+    assert Path(chosen["path"]).name == full["chosen"]["name"] and why == "chosen by `anet evaluate`"

@@ -138,3 +138,32 @@ def test_swap_error_between_renames_puts_old_back(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         outdir.swap_in(work, out)
     assert (out / "dataset.json").is_file() and not list(tmp_path.glob("m.old-*"))
+
+
+def test_finished_dataset_is_reused_only_with_the_same_options(tmp_path, capsys):
+    src = make_idx_dir(tmp_path / "idx", n_train=30, n_test=10)
+    out = tmp_path / "m"
+    assert run_cli(mnist_args(src, out), capsys)[0] == 0
+    stamp = (out / "dataset.json").stat().st_mtime_ns
+    assert run_cli(mnist_args(src, out), capsys)[0] == 0  # same options: reused
+    for extra, flag, have, want in [(["--seed", "3"], "--seed", 0, 3),
+                                    (["--valid-ratio", "0.2"], "--valid-ratio", 0.05, 0.2)]:
+        code, _, err = run_cli(mnist_args(src, out, *extra), capsys)
+        assert code == 2 and err == (f"error: --out {out} holds a dataset built with {flag} {have}, "
+                                     f"not {want}; use --force to rebuild it, or another --out\n")
+    code, _, err = run_cli(["prepare", "--dataset", "fashion-mnist", "--source", src, "--out", out],
+                           capsys)
+    assert code == 2 and "built with --dataset mnist, not fashion-mnist" in err
+    code, _, err = run_cli(["prepare", "--dataset", "synthetic-karyotype", "--out", out], capsys)
+    assert code == 2 and "built with --dataset mnist, not synthetic-karyotype" in err
+    assert (out / "dataset.json").stat().st_mtime_ns == stamp
+
+
+def test_legacy_dataset_without_options_compares_what_it_recorded(tmp_path):
+    from types import SimpleNamespace
+
+    meta = {"name": "karyotype", "seed": 0, "ratios": {"valid": 0.05, "test": 0.05}, "options": {}}
+    want = outdir.options("mnist", None, 0.05, 0.05, 0, 200, 0.0)
+    with pytest.raises(outdir.AnetError, match="built with --dataset karyotype, not mnist"):
+        outdir.check_reuse(SimpleNamespace(**meta), want, Path("o"))
+    outdir.check_reuse(SimpleNamespace(**dict(meta, name="mnist")), want, Path("o"))

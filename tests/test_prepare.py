@@ -241,7 +241,8 @@ def test_prepare_synthetic_small(tmp_path):
 def test_prepare_synthetic_abnormal(tmp_path, capsys):
     out = tmp_path / "ab"
     code, _, _ = run_cli(["prepare", "--dataset", "synthetic-karyotype", "--cells", "3",
-                          "--abnormal", "1", "--out", out, "--workers", "1"], capsys)
+                          "--abnormal", "1", "--out", out, "--workers", "1",
+                          "--valid-ratio", "0.34", "--test-ratio", "0.34"], capsys)  # a cell each
     meta = json.loads((out / "dataset.json").read_text())
     assert code == 0 and len(meta["karyotypes"]) == 3
     assert all(k.split(",")[2:] or k.split(",")[1] not in ("XX", "XY")
@@ -339,3 +340,28 @@ def test_sigkill_midway_leaves_no_finished_dataset(tmp_path):
     assert (out / "dataset.json").is_file() and not list(tmp_path.glob("m.partial-*"))
     meta = json.loads((out / "dataset.json").read_text())
     assert hashlib.sha256(json.dumps(meta["counts"]).encode()).hexdigest()  # parseable, complete
+
+
+def test_too_few_cells_for_a_validation_split_is_an_error(tmp_path, capsys):
+    m = make_manifest(tmp_path / "k", cells=2)
+    out = tmp_path / "o"
+    code, _, err = run_cli(["prepare", "--dataset", "karyotype", "--source", m, "--out", out,
+                            "--workers", "1"], capsys)
+    assert code == 2 and err.splitlines()[-1] + "\n" == (
+        "error: the validation split is empty: 12 images in 2 groups (cells / sets of identical "
+        "images) at --valid-ratio 0.05; about 20 groups are needed (add images/--cells or raise "
+        "--valid-ratio)\n")
+    assert not out.exists() and not list(tmp_path.glob("o.partial-*"))
+    code, _, err = run_cli(["prepare", "--dataset", "karyotype", "--source", m, "--out", out,
+                            "--valid-ratio", "0"], capsys)
+    assert code == 2 and err.startswith("error: --valid-ratio 0: a validation split is required")
+
+
+def test_empty_test_split_is_a_warning(tmp_path, capsys):
+    m = make_manifest(tmp_path / "k", cells=12)
+    code, _, err = run_cli(["prepare", "--dataset", "karyotype", "--source", m, "--out",
+                            tmp_path / "o", "--workers", "1", "--valid-ratio", "0.25",
+                            "--test-ratio", "0.01"], capsys)
+    assert code == 0
+    assert ("warning: the test split is empty: 72 images in 12 groups (cells / sets of identical "
+            "images) at --test-ratio 0.01; about 100 groups are needed") in err

@@ -300,3 +300,15 @@ def test_karyotype_wrong_source(tmp_path):
     (tmp_path / "flat").mkdir()
     with pytest.raises(AnetError, match="no class folders"):
         sources.open_karyotype(str(tmp_path / "flat"))
+
+
+@pytest.mark.parametrize("path", ["../outside.tif", "/etc/passwd", "img/../../outside.tif"])
+def test_manifest_row_outside_its_folder_is_refused(tmp_path, path):
+    m = make_manifest(tmp_path / "kary", cells=1)
+    make_manifest(tmp_path, cells=1)  # a real image file just outside the manifest's folder
+    (tmp_path / "outside.tif").write_bytes((tmp_path / "img" / "p00" / "c0.tif").read_bytes())
+    lines = m.read_text().splitlines()
+    lines.insert(2, f"{path},1,p00")
+    m.write_text("\n".join(lines) + "\n")
+    with pytest.raises(AnetError, match=rf"manifest.csv:3: {path} lies outside the manifest's folder"):
+        sources.open_karyotype(str(m))

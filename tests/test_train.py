@@ -308,3 +308,26 @@ def test_gpu_flag_without_a_gpu_trains_on_the_cpu_and_bad_index_is_an_error(tmp_
     out = subprocess.run(ANET + ["train", cfg, "--gpu", "-1"], env=ENV, capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == "error: --gpu -1: must be a GPU index >= 0"
+
+
+@pytest.mark.slow
+def test_train_many_ctrl_c_waits_for_the_child_checkpoint_and_starts_nothing_more(tmp_path, data):
+    a = tiny_config(tmp_path, data, epochs=500, name="a")
+    b = tiny_config(tmp_path, data, epochs=1, name="b")
+    parent = subprocess.Popen(ANET + ["train-many", str(a), str(b)], env=ENV, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = tmp_path / "runs" / "a" / "metrics.jsonl"
+    deadline = time.time() + 240
+    while not (metrics.is_file() and metrics.read_text()) and time.time() < deadline:
+        time.sleep(0.2)  # until the child is training
+    assert parent.poll() is None, parent.communicate()[0]
+    parent.send_signal(signal.SIGINT)  # a terminal Ctrl-C reaches the parent only (own session)
+    out, _ = parent.communicate(timeout=240)
+    assert parent.returncode == 130, out
+    assert "waiting for the running training to write its checkpoint" in out
+    assert f"interrupted (checkpoint written): {a}" in out and f"not started: {b}" in out
+    last = checkpoints.latest(tmp_path / "runs" / "a" / "checkpoints")
+    assert "interrupt" in last["reasons"] and not last["finished"]
+    assert not (tmp_path / "runs" / "b").exists()
+    assert subprocess.run(["pgrep", "-f", f"anet.cli train {a}"],
+                          capture_output=True).returncode == 1  # no child left running

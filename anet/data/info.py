@@ -43,6 +43,7 @@ class DatasetInfo:
     jpeg_quality: int = 0
     skipped: list = field(default_factory=list)  # source files that could not be read
     created: str = ""  # ISO time of prepare
+    options: dict = field(default_factory=dict)  # prepare options it was built from (outdir.options)
     dir: Path | None = field(default=None, compare=False)
     sha256: str = field(default="", compare=False)  # of the dataset.json bytes
 

@@ -146,3 +146,38 @@ def swap_in(work: Path, out: Path) -> None:
             old.rename(out)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- reuse
+
+
+FLAGS = {"dataset": "--dataset", "source": "--source", "valid_ratio": "--valid-ratio",
+         "test_ratio": "--test-ratio", "seed": "--seed", "cells": "--cells",
+         "abnormal": "--abnormal"}
+
+
+def options(dataset: str, source: str | None, valid_ratio: float, test_ratio: float, seed: int,
+            cells: int, abnormal: float) -> dict:
+    """The prepare options a dataset was built from (stored in dataset.json as ``options``)."""
+    opts = {"dataset": dataset, "source": str(Path(source).resolve()) if source else None,
+            "valid_ratio": valid_ratio, "test_ratio": test_ratio, "seed": seed}
+    if dataset == "synthetic-karyotype":
+        opts.update(cells=cells, abnormal=abnormal)
+    return opts
+
+
+def check_reuse(info, wanted: dict, out: Path) -> None:
+    """A finished dataset (a ``DatasetInfo``) is reused only when built from the same dataset,
+    source and options. Datasets written before ``options`` was stored are compared on what
+    they recorded."""
+    stored = info.options
+    if not stored:
+        stored = {"dataset": info.name, "seed": info.seed, "valid_ratio": info.ratios.get("valid"),
+                  "test_ratio": info.ratios.get("test")}
+    for key, want in wanted.items():
+        if key not in stored or (key == "source" and want is None):
+            continue  # not recorded; or no --source given: the default location, whatever it was
+        if stored[key] != want:
+            have = "(default)" if stored[key] is None else stored[key]
+            raise AnetError(f"--out {out} holds a dataset built with {FLAGS[key]} {have}, "
+                            f"not {want}; use --force to rebuild it, or another --out")

@@ -276,8 +276,30 @@ def _open_raw(dataset: str, source: str | None, work: Path, seed: int, cells: in
     return raw
 
 
+def check_split_sizes(split: np.ndarray, groups: np.ndarray, valid_ratio: float,
+                      test_ratio: float) -> None:
+    """No validation split is an error (checkpoints are chosen on it); no test split a warning.
+
+    Items of one group (a cell, or identical images) share a split, so the count that matters
+    is the number of groups.
+    """
+    n, g = len(split), len(np.unique(groups))
+    unit = "images" if g == n else "groups (cells / sets of identical images)"
+    for s, name, ratio in ((1, "validation", valid_ratio), (2, "test", test_ratio)):
+        if (split == s).any() or (s == 2 and ratio == 0):
+            continue
+        need = math.ceil(1 / ratio)
+        msg = (f"the {name} split is empty: {n} images in {g} {unit} at --{SPLITS[s]}-ratio "
+               f"{ratio}; about {need} {unit.split(' ')[0]} are needed (add images/--cells or "
+               f"raise --{SPLITS[s]}-ratio)")
+        if s == 1:
+            raise AnetError(msg)
+        print(f"warning: {msg}; evaluate cannot report test accuracy", file=sys.stderr)
+
+
 def build(dataset: str, source: str | None, work: Path, *, valid_ratio: float, test_ratio: float,
-          seed: int, cells: int, workers: int, abnormal: float = 0.0) -> DatasetInfo:
+          seed: int, cells: int, workers: int, abnormal: float = 0.0,
+          options: dict | None = None) -> DatasetInfo:
     """Build a complete dataset (JPGs, records, dataset.json) inside the folder ``work``."""
     with _mapper(workers) as imap:
         (work / "tmp").mkdir()
@@ -287,9 +309,11 @@ def build(dataset: str, source: str | None, work: Path, *, valid_ratio: float, t
         raise AnetError(f"{raw.source}: no usable images ({len(skipped)} skipped)")
     groups = group_ids(facts["cell"], facts["digest"])
     split = assign_splits(facts["label"], groups, valid_ratio, test_ratio, seed)
+    check_split_sizes(split, groups, valid_ratio, test_ratio)
     shards = write_records(work, work / "tmp" / "jpeg.blob", facts, split, raw.channels, seed)
     shutil.rmtree(work / "tmp")
     meta = summarize(raw, facts, split, skipped, shards, seed, (valid_ratio, test_ratio))
+    meta["options"] = options or {}  # what a rerun must match to reuse this dataset
     info = DatasetInfo.from_json(meta, work / DATASET_JSON)  # what every reader will check
     atomic_write(work / DATASET_JSON, json.dumps(info.to_json(), indent=1) + "\n")  # last: done
     return info
@@ -308,11 +332,15 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
     if not (0 <= valid_ratio < 1 and 0 <= test_ratio < 1 and valid_ratio + test_ratio < 1):
         raise AnetError(f"--valid-ratio {valid_ratio} and --test-ratio {test_ratio} must be in "
                         "[0, 1) and sum to less than 1")
+    if valid_ratio == 0:
+        raise AnetError("--valid-ratio 0: a validation split is required (training checks it and "
+                        "evaluate chooses the checkpoint on it); use e.g. --valid-ratio 0.05")
     if not 0 <= abnormal <= 1:
         raise AnetError(f"--abnormal {abnormal} must be a fraction of cells in [0, 1]")
     if abnormal and dataset != "synthetic-karyotype":
         raise AnetError(f"--abnormal is for synthetic-karyotype only, not {dataset}")
     out_dir = Path(out or f"data/{dataset}")
+    options = outdir.options(dataset, source, valid_ratio, test_ratio, seed, cells, abnormal)
     outdir.check_source(out_dir, source)  # before the lock file is made beside --out
     # One prepare per --out: the lock covers the repair, the checks, the build and the swap.
     with lock.hold(outdir.lock_file(out_dir), out_dir):
@@ -321,6 +349,7 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
         finished = out_dir / DATASET_JSON
         if finished.is_file() and not force:
             meta = load_dataset(out_dir)
+            outdir.check_reuse(meta, options, out_dir)
             print(f"{out_dir} already holds a finished dataset (use --force to rebuild)")
             print(table1(meta))
             return meta
@@ -329,7 +358,7 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
         try:
             meta = build(dataset, source, work, valid_ratio=valid_ratio, test_ratio=test_ratio,
                          seed=seed, cells=cells, workers=workers or os.cpu_count() or 1,
-                         abnormal=abnormal)
+                         abnormal=abnormal, options=options)
             outdir.swap_in(work, out_dir)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)

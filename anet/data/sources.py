@@ -406,7 +406,11 @@ def read_manifest(manifest: Path) -> list:
         if label is None:
             raise AnetError(f"{manifest}:{lineno}: unknown label {fields['label'].strip()!r} "
                             f"(expected {', '.join(KARYOTYPE_CLASSES)})")
-        path = (manifest.parent / fields["path"].strip())
+        rel = fields["path"].strip()
+        if os.path.isabs(rel) or os.path.normpath(rel).split(os.sep)[0] == "..":
+            raise AnetError(f"{manifest}:{lineno}: {rel} lies outside the manifest's folder; "
+                            "paths must be relative to the manifest and stay inside its folder")
+        path = (manifest.parent / rel)
         if not path.is_file():
             raise AnetError(f"{manifest}:{lineno}: missing file {fields['path'].strip()}")
         meta = _manifest_meta(fields, f"{manifest}:{lineno}", safe_name(path.stem))
