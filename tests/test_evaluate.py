@@ -3,7 +3,6 @@
 import json
 import shutil
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,8 +202,8 @@ def test_partial_evaluation_never_replaces_the_selection(run, capsys):
     paths = RunPaths(out)
     before = {p: p.read_bytes() for p in (paths.eval, paths.confusion, paths.errors)}
     other = next(c for c in checkpoints.list_checkpoints(paths.checkpoints)
-                 if Path(c["path"]).name != full["chosen"]["name"])
-    name = Path(other["path"]).name
+                 if c.name != full["chosen"]["name"])
+    name = other.name
     part = ev.evaluate(out, split="valid", ckpt=name, train_batches=1)
     assert {p: p.read_bytes() for p in before} == before  # the selection's files are untouched
     written = paths.partial_eval(name, "valid")
@@ -214,4 +213,4 @@ def test_partial_evaluation_never_replaces_the_selection(run, capsys):
     assert json.loads(written[0].read_text())["chosen"]["name"] == name
     assert f"wrote {written[0]}" in capsys.readouterr().out
     chosen, why = choose_checkpoint(open_run(out))  # predict/export still follow the selection
-    assert Path(chosen["path"]).name == full["chosen"]["name"] and why == "chosen by `anet evaluate`"
+    assert chosen.name == full["chosen"]["name"] and why == "chosen by `anet evaluate`"

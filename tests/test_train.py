@@ -327,7 +327,7 @@ def test_train_many_ctrl_c_waits_for_the_child_checkpoint_and_starts_nothing_mor
     assert "waiting for the running training to write its checkpoint" in out
     assert f"interrupted (checkpoint written): {a}" in out and f"not started: {b}" in out
     last = checkpoints.latest(tmp_path / "runs" / "a" / "checkpoints")
-    assert "interrupt" in last["reasons"] and not last["finished"]
+    assert "interrupt" in last.reasons and not last.finished
     assert not (tmp_path / "runs" / "b").exists()
     assert subprocess.run(["pgrep", "-f", f"anet.cli train {a}"],
                           capture_output=True).returncode == 1  # no child left running
