@@ -90,7 +90,8 @@ def cell_report(probs: np.ndarray, labels: np.ndarray, cells, penalty: float = P
 
     Returns:
         cells (number of cells), chromosomes (examples in a cell), accuracy_before,
-        accuracy_after (both over the examples in a cell) and penalty.
+        accuracy_after (both over the examples in a cell), penalty, and per_cell: a row per
+        cell (sorted by id) with its chromosomes and how many were right before and after.
     """
     labels = np.asarray(labels)
     cells = list(cells)
@@ -98,10 +99,19 @@ def cell_report(probs: np.ndarray, labels: np.ndarray, cells, penalty: float = P
     in_cell = np.asarray([bool(c) for c in cells])
     argmax = np.asarray(probs).argmax(axis=1)
     n = int(in_cell.sum())
+    groups = defaultdict(list)
+    for i, cell in enumerate(cells):
+        if cell:
+            groups[cell].append(i)
+    per_cell = [{"cell": cell, "chromosomes": len(idx),
+                 "correct_before": int((argmax[idx] == labels[idx]).sum()),
+                 "correct_after": int((assigned[idx] == labels[idx]).sum())}
+                for cell, idx in sorted(groups.items())]
     return {
         "cells": len({c for c in cells if c}),
         "chromosomes": n,
         "accuracy_before": float((argmax == labels)[in_cell].mean()) if n else 0.0,
         "accuracy_after": float((assigned == labels)[in_cell].mean()) if n else 0.0,
         "penalty": penalty,
+        "per_cell": per_cell,
     }

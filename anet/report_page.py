@@ -208,16 +208,34 @@ def _per_class(r: RunView) -> Table:
                  f"Per-class metrics on {r.eval.get('split', 'test')} ({r.name}).")
 
 
+CELL_ROWS = 40  # per-cell rows shown per run (the cells with the most errors first)
+
+
 def _karyotype(r: RunView) -> list:
     k = r.eval.get("karyotype")
     if not k:
         return []
     row = (str(k["cells"]), str(k["chromosomes"]), f"{k['accuracy_before']:.4f}",
            f"{k['accuracy_after']:.4f}", f"{k['penalty']:g}")
-    return [Table(("Cells", "Chromosomes", "Per-chromosome (argmax)", "Per-cell assignment",
-                   "Spare-slot penalty"), (row,),
-                  f"Karyotype, {k['split']} split: accuracy before and after assigning each "
-                  "cell's chromosomes jointly (46 slots, XX or XY).")]
+    blocks = [Table(("Cells", "Chromosomes", "Per-chromosome (argmax)", "Per-cell assignment",
+                     "Spare-slot penalty"), (row,),
+                    f"Karyotype, {k['split']} split: accuracy before and after assigning each "
+                    "cell's chromosomes jointly (46 slots, XX or XY).")]
+    cells = k.get("per_cell") or []
+    if cells:
+        truth = (r.manifest or {}).get("karyotypes") or {}
+        worst = sorted(cells, key=lambda c: (c["correct_after"] - c["chromosomes"],
+                                             c["correct_before"] - c["chromosomes"], c["cell"]))
+        rows = tuple((c["cell"], truth.get(c["cell"], "-"), str(c["chromosomes"]),
+                      str(c["correct_before"]), str(c["correct_after"]))
+                     for c in worst[:CELL_ROWS])
+        shown = f"the {len(rows)} with the most errors of {len(cells)}" if len(cells) > len(rows) \
+            else f"all {len(cells)}"
+        blocks.append(Table(("Cell", "Karyotype (dataset)", "Chromosomes", "Right (argmax)",
+                             "Right (per-cell)"), rows,
+                            f"Per cell, {k['split']} split ({shown} cells): chromosomes labelled "
+                            "right one by one and after the per-cell assignment."))
+    return blocks
 
 
 def _run_section(r: RunView, figdir: Path) -> list:

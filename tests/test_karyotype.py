@@ -92,6 +92,8 @@ def test_assign_cells_and_report_on_a_split():
     assert rep["cells"] == 2 and rep["chromosomes"] == 92
     assert rep["accuracy_before"] == pytest.approx(91 / 92)
     assert rep["accuracy_after"] == 1.0
+    assert rep["per_cell"] == [{"cell": "a", "chromosomes": 46, "correct_before": 45, "correct_after": 46},
+                               {"cell": "b", "chromosomes": 46, "correct_before": 46, "correct_after": 46}]
     assert list(assign_cells(probs, cells)[-2:]) == [7, 7]
 
 

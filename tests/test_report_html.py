@@ -133,12 +133,16 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("rep")
     mnist = dataset(root, "mnist", ["0", "1", "2"])
     karyo = dataset(root, "synthetic-karyotype", [str(i) for i in range(1, 23)] + ["X", "Y"])
+    meta = json.loads((karyo / "dataset.json").read_text())
+    (karyo / "dataset.json").write_text(json.dumps(meta | {"karyotypes": {"c1": "47,XY,+21"}}))
     fake_run(root / "seeds" / "seed-0", mnist, "anetc6", (1.0, 0.98, 0.97), seed=0)
     fake_run(root / "seeds" / "seed-1", mnist, "anetc6", (1.0, 0.96, 0.99), seed=1)
     fake_run(root / "alex", mnist, "alexnet", (0.99, 0.95, 0.94))
     fake_run(root / "karyo", karyo, "anetc6", (0.9, 0.8, 0.7), karyotype={
         "cells": 2, "chromosomes": 92, "accuracy_before": 0.7, "accuracy_after": 0.8,
-        "penalty": 3.0, "split": "test"})
+        "penalty": 3.0, "split": "test", "per_cell": [
+            {"cell": "c1", "chromosomes": 46, "correct_before": 30, "correct_after": 40},
+            {"cell": "c2", "chromosomes": 46, "correct_before": 34, "correct_after": 34}]})
     compare = root / "alex" / "visualize" / "compare"
     compare.mkdir(parents=True)
     png(compare / "compare-00-a.png")
@@ -191,6 +195,9 @@ def test_html_page_structure(runs, tmp_path, capsys):
 
     karyo = [t for t in page.tables if t["rows"][0][0] == "Cells"]
     assert len(karyo) == 1 and karyo[0]["rows"][1] == ["2", "92", "0.7000", "0.8000", "3"]
+    cells = [t for t in page.tables if t["rows"][0][0] == "Cell"]
+    assert len(cells) == 1 and cells[0]["rows"][1:] == [["c2", "-", "46", "34", "34"],
+                                                         ["c1", "47,XY,+21", "46", "30", "40"]]
     per_class = [t for t in page.tables if t["caption"].startswith("Per-class metrics")]
     assert len(per_class) == 4 and len(per_class[-1]["rows"]) == 1 + 24
     for h in ("Methods: commands, configs, data and code", "pending", "empty"):
