@@ -223,7 +223,7 @@ def _karyotype(r: RunView) -> list:
                     "cell's chromosomes jointly (46 slots, XX or XY).")]
     cells = k.get("per_cell") or []
     if cells:
-        truth = (r.manifest or {}).get("karyotypes") or {}
+        truth = r.dataset_info.karyotypes if r.dataset_info else {}
         worst = sorted(cells, key=lambda c: (c["correct_after"] - c["chromosomes"],
                                              c["correct_before"] - c["chromosomes"], c["cell"]))
         rows = tuple((c["cell"], truth.get(c["cell"], "-"), str(c["chromosomes"]),
@@ -293,7 +293,9 @@ def _methods(experiments: list[Experiment]) -> list:
                 f"Dataset `{r.dataset}` in `{d.get('dir') or '?'}`: dataset.json sha256 "
                 f"`{(d.get('sha256') or 'not recorded (not evaluated)')[:16]}`, prepared "
                 f"{m.created if m else '?'} from `{m.source if m else '?'}` with split seed "
-                f"{m.seed if m else '?'}. Config sha256 `{config_sha}`."))
+                f"{m.seed if m else '?'}. Config sha256 `{config_sha}`."
+                + (f" Its dataset.json has changed since `anet evaluate` (now sha256 `{m.sha256[:16]}`)."
+                   if m and m.sha256 and d.get("sha256") and d["sha256"] != m.sha256 else "")))
             blocks.append(Code(r.config_text or "# no config.yaml and no checkpoint config",
                                f"Resolved config ({RunPaths(r.dir).config})", "config"))
     return blocks

@@ -38,7 +38,7 @@ class DatasetInfo:
     shards: dict = field(default_factory=dict)  # split -> TFRecord file names
     has_cells: bool = False  # examples carry a cell id (karyotype per-cell assignment)
     has_polarity: bool = False  # examples carry a p-arm polarity
-    karyotypes: dict = field(default_factory=dict)  # karyotype -> cells
+    karyotypes: dict = field(default_factory=dict)  # cell -> its ISCN karyotype (e.g. 47,XY,+21)
     duplicates: int = 0  # examples whose image bytes repeat another's
     jpeg_quality: int = 0
     skipped: list = field(default_factory=list)  # source files that could not be read
