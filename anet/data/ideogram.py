@@ -118,19 +118,25 @@ def normal(label: int) -> tuple[Piece, ...]:
     return (Piece(label, 0.0, iscn_length(label)),)
 
 
-def with_gvar(pieces: tuple[Piece, ...], scale: float) -> tuple[Piece, ...]:
-    """Split pieces at their gvar/stalk bands (400 table) and stretch those ``scale`` times:
-    heterochromatin and satellites differ in size between individuals and homologs."""
+@functools.cache
+def _variable_stretches(pieces: tuple[Piece, ...]) -> tuple[tuple[Piece, bool], ...]:
+    """Pieces split at their gvar/stalk bands (400 table), each flagged variable or not."""
     out = []
     for p in pieces:
         b = bands(p.label, 400)
-        cuts = sorted({p.start, p.stop} | {float(x) for x, k in zip(
-            np.r_[b.start, b.stop], np.r_[b.kind, b.kind]) if k >= KINDS["gvar"]
-            and p.start < x < p.stop})
+        edges = np.r_[b.start, b.stop][np.r_[b.kind, b.kind] >= KINDS["gvar"]]
+        cuts = sorted({p.start, p.stop} | {float(x) for x in edges if p.start < x < p.stop})
         for a, z in zip(cuts[:-1], cuts[1:]):
             i = min(int(np.searchsorted(b.stop, (a + z) / 2, side="right")), len(b.kind) - 1)
-            out.append(Piece(p.label, a, z, p.scale * (scale if b.kind[i] >= KINDS["gvar"] else 1)))
+            out.append((Piece(p.label, a, z, p.scale), bool(b.kind[i] >= KINDS["gvar"])))
     return tuple(out)
+
+
+def with_gvar(pieces: tuple[Piece, ...], scale: float) -> tuple[Piece, ...]:
+    """Stretch the pieces' gvar/stalk bands ``scale`` times: heterochromatin and satellites
+    differ in size between individuals and homologs."""
+    return tuple(Piece(p.label, p.start, p.stop, p.scale * scale) if variable else p
+                 for p, variable in _variable_stretches(pieces))
 
 
 def profile(pieces: tuple[Piece, ...], weights: dict[int, float], n: int) -> tuple[np.ndarray, ...]:

@@ -67,7 +67,7 @@ def draw_style(rng: np.random.Generator) -> CellStyle:
     return CellStyle(
         resolution=resolution, scale=scale,
         half_width=rng.uniform(4.4, 5.4) / stretch ** 0.4,
-        contrast=rng.uniform(0.75, 1.0), base=rng.uniform(0.3, 0.45),
+        contrast=rng.uniform(0.75, 1.0), base=rng.uniform(0.2, 0.35),
         blur=rng.uniform(0.6, 1.5), band_blur=rng.uniform(0.4, 1.2) * (400 / resolution) ** 0.5,
         noise=rng.uniform(2.0, 7.0), background=rng.uniform(215, 245),
         illumination=rng.uniform(0, 25), separation=rng.uniform(0.0, 0.5))
@@ -108,7 +108,7 @@ def draw_pose(chrom: iscn.Chromosome, style: CellStyle, rng: np.random.Generator
     gap = style.separation * cw * rng.uniform(0.5, 1.5)
     polarity = int(rng.random() < 0.5)
     bend = float(np.sign(rng.normal()) * length * 0.16 * rng.random() ** 2)
-    angle = rng.normal(0, 14) if rng.random() < 0.7 else rng.uniform(-90, 90)
+    angle = rng.normal(0, 10) if rng.random() < 0.9 else rng.uniform(-90, 90)
     for _ in range(12):
         h, w = _extent(length, 3.5 * cw + gap + abs(bend), angle)
         if h + 8 <= MAX_SIZE[0] and w + 8 <= MAX_SIZE[1]:
