@@ -58,6 +58,18 @@ def test_profile_centromere_follows_the_table():
     assert cen22 * sum(p.length for p in der22.pieces) == pytest.approx(ideogram.centromere(21))
 
 
+def test_gvar_varies_only_heterochromatin():
+    nine = ideogram.normal(8)
+    length = sum(p.length for p in nine)
+    assert sum(p.length for p in ideogram.with_gvar(nine, 1.0)) == pytest.approx(length)
+    q12 = 3695 - 2773  # 9q12 (gvar) in the 400 table
+    assert sum(p.length for p in ideogram.with_gvar(nine, 2.0)) == pytest.approx(length + q12)
+    # acrocentric 21: satellites p13, stalk p12 and p11.2 vary; the q-arm does not
+    variable = 1002  # 21p13, p12, p11.2 span 0..1002 in the 400 table
+    assert sum(p.length for p in ideogram.with_gvar(ideogram.normal(20), 0.5)) == pytest.approx(
+        ideogram.iscn_length(20) - variable / 2)
+
+
 def _axis_length(img: np.ndarray) -> float:
     """Extent of the dark pixels along their principal axis (any rotation)."""
     ys, xs = np.nonzero(img < img.max() - 40)
