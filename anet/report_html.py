@@ -88,7 +88,7 @@ def data_uri(path: Path) -> str:
 
 
 def _numeric(cell: str) -> bool:
-    return bool(re.fullmatch(r"[-\d.,± x()=n]*", cell))
+    return cell == "n/a" or bool(re.fullmatch(r"[-\d.,± x()=n]*", cell))
 
 
 def _html_block(b) -> str:

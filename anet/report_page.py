@@ -14,7 +14,7 @@ from pathlib import Path
 
 from anet import paper
 from anet.report import SPLITS, plot_figure3, table1_rows
-from anet.report_data import Experiment, RunView, datasets, fmt_mean_std
+from anet.report_data import SEED_DIR, Experiment, RunView, datasets, fmt_mean_std, read_json
 from anet.runlog import code_version
 from anet.runs import RunPaths
 
@@ -182,20 +182,51 @@ def _figure3(experiments: list[Experiment], figdir: Path) -> list:
     return blocks
 
 
+def _smoothness(vis: dict, folder: str) -> Table:
+    """visualize.json's smoothness per run and layer (the number behind Figure 4's claim)."""
+    rows = []
+    for run in vis.get("runs", []):
+        for layer in run.get("layers", []):
+            rows.append((f"{_run_label(run.get('run', '?'))} ({run.get('model', '?')})",
+                         layer.get("name", "?"), "x".join(map(str, layer.get("shape", []))),
+                         *(_num(layer.get(k)) for k in ("smoothness", "noise_smoothness",
+                                                         "dead_fraction"))))
+    return Table(("Run", "Layer", "Shape", "Smoothness", "White noise", "Dead channels"),
+                 tuple(rows), f"Smoothness of the layer outputs in {folder} (1 smooth, 0 "
+                 "checkerboard; white noise of that size for reference; dead: constant "
+                 "channels, left out), mean over the samples.")
+
+
+def _run_label(path: str) -> str:
+    """``runs/x/seed-0`` -> ``x/seed-0``, ``runs/y`` -> ``y`` (as the page names runs)."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}" if SEED_DIR.fullmatch(p.name) else p.name
+
+
+def _num(v) -> str:
+    return f"{v:.3f}" if isinstance(v, (int, float)) else "n/a"
+
+
 def _figure4(experiments: list[Experiment], command: str) -> list:
     blocks = [Heading("Figure 4. Layer outputs", id="figure4")]
-    seen = set()
+    folders: dict[Path, tuple] = {}  # visualize output folder -> (its run, its PNGs)
     for e in experiments:
         for r in e.runs:
             for png in r.figure4:
-                if png in seen:
-                    continue
-                seen.add(png)
-                kind = "compare" if png.parent.name == "compare" else "overview"
-                blocks.append(Figure(png, f"Figure 4 ({kind}), {png.relative_to(r.dir.parent)}: "
-                                     "conv1, pool1, pool2 and the last pool; s = smoothness "
-                                     "(1 smooth, ~0.5 white noise)."))
-    if not seen:
+                folder = png.parent if png.parent.name == "compare" else png.parent.parent
+                folders.setdefault(folder, (r, []))[1].append(png)
+    for folder, (r, pngs) in folders.items():
+        where = f"{r.name}/{folder.relative_to(r.dir)}"
+        vis = read_json(folder / "visualize.json") or {}
+        runs = ", ".join(f"{_run_label(v.get('run', '?'))} ({v.get('model', '?')}, "
+                         f"{v.get('checkpoint', '?')})" for v in vis.get("runs", []))
+        for png in dict.fromkeys(pngs):
+            blocks.append(Figure(png, f"Figure 4, {where}/{png.relative_to(folder)}"
+                                 + (f", rows: {runs}" if runs else "") + ": conv1, pool1, "
+                                 "pool2 and the last pool; s = smoothness."))
+        if vis.get("runs"):
+            blocks.append(_smoothness(vis, where))
+    if not folders:
         blocks.append(Para(f"No run has `anet visualize` output. `{command} --visualize` makes "
                            "it (a compare figure where several models share a dataset).", "todo"))
     return blocks

@@ -188,7 +188,7 @@ def test_html_page_structure(runs, tmp_path, capsys):
 
     alts = [i["alt"] for i in page.images]
     assert sum(a.startswith("Figure 3,") for a in alts) == 4  # seeds, alex, karyo, pending
-    assert sum(a.startswith("Figure 4 (compare)") for a in alts) == 1
+    assert sum(a.startswith("Figure 4, alex/visualize/compare/compare-00-a.png") for a in alts) == 1
     assert sum(a.startswith("Confusion matrix of") for a in alts) == 4
     assert sum(a.startswith("Misclassified") for a in alts) == 4
     assert len(alts) == 13
@@ -294,7 +294,10 @@ def test_end_to_end_tiny_runs_with_visualize(tmp_path, monkeypatch, capsys):
     assert code == 0, err
     page = Page(out.read_text())
     alts = [i["alt"] for i in page.images]
-    assert sum(x.startswith("Figure 4 (compare)") for x in alts) == 2  # --samples 2 by default
+    assert sum(x.startswith("Figure 4, a/visualize/compare/") and "rows: a (anetc6" in x
+               for x in alts) == 2  # --samples 2 by default; rows named from visualize.json
+    smooth = [t for t in page.tables if t["rows"][0][:2] == ["Run", "Layer"]]
+    assert len(smooth) == 1 and len(smooth[0]["rows"]) == 1 + 2 * 4  # 2 runs x 4 layers
     assert sum(x.startswith("Figure 3,") for x in alts) == 2
     assert len(page.table("table2")["rows"]) == 4  # 2 header rows, anetc6, alexnet (no paper data)
     commands = [line for line in out.read_text().splitlines() if "anet evaluate" in line]
