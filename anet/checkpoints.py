@@ -70,6 +70,7 @@ class CheckpointState:
     monitored: float | None = None  # Algorithm 1's accuracy that triggered a "check" save
     train_acc: float | None = None  # the mini-batch accuracy at that check
     stop_reason: str | None = None  # final/interrupt saves: epochs | max_steps | early_break | ...
+    stalled: dict | None = None  # the stall check found chance accuracy: step, train_acc, ...
     finished: bool | None = None  # final/interrupt saves: False when interrupted
     time: float | None = None  # unix time of the save
     path: Path | None = field(default=None, compare=False)  # where it lies; not stored
@@ -284,6 +285,8 @@ def finished_reason(state: CheckpointState, cfg: Config) -> str:
     """Why a stored run needs no more training ('' if it does)."""
     if state.stop_reason == "early_break":
         return "early break"
+    if state.stop_reason == "stalled" and cfg.train.on_stall == "stop":
+        return "stopped at chance accuracy; set train.on_stall=warn to train on anyway"
     if state.epoch >= cfg.train.epochs:
         return f"all {cfg.train.epochs} epochs done"
     if cfg.train.max_steps and state.step >= cfg.train.max_steps:

@@ -67,6 +67,8 @@ class TrainConfig:
     jit_compile: bool = True  # XLA-compile the train step (measured ~17% faster on CPU)
     deterministic: bool = False  # op determinism + fixed data order: reruns give equal weights
     distribute: str = "none"  # none | mirrored (all local GPUs) | multi_worker (TF_CONFIG)
+    stall_share: float = 0.1  # check once, after this share of the step budget, for chance acc (0 = never)
+    on_stall: str = "warn"  # warn: print and record it | stop: also end the run there
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,8 @@ def _validate(c: Config, s: str) -> None:
     _check(t.eval_batches >= 0, s, "train.eval_batches", "must be >= 0")
     _one_of(t.precision, PRECISIONS, s, "train.precision")
     _one_of(t.distribute, DISTRIBUTE, s, "train.distribute")
+    _check(0 <= t.stall_share <= 1, s, "train.stall_share", f"must be in [0, 1], got {t.stall_share}")
+    _one_of(t.on_stall, ("warn", "stop"), s, "train.on_stall")
     sc = c.schedule
     _one_of(sc.monitor, ("batch", "valid"), s, "schedule.monitor")
     n = len(sc.levels)

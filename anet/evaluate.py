@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from anet import checkpoints, karyotype
+from anet import checkpoints, karyotype, stall
 from anet.config import dump_yaml
 from anet.data.info import DatasetInfo
 from anet.errors import AnetError
@@ -165,6 +166,12 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
         chosen, reason = scores[0], f"given with --ckpt (valid accuracy {scores[0]['valid_acc']:.4f})"
     else:
         chosen, reason = select_best(scores)
+    never_learned = all(stall.at_chance(sc["valid_acc"], len(classes), sc["valid_loss"])
+                        for sc in scores)
+    if never_learned:
+        print(stall.eval_warning(len(scores), max(sc["valid_acc"] for sc in scores),
+                                 len(classes)), file=sys.stderr)
+        reason += "; every checkpoint is at chance"
     paths = {c.name: c.path for c in candidates}
     checkpoints.load_weights(paths[chosen["name"]], model)
 
@@ -183,6 +190,7 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
         "checkpoints": scores,
         "damaged": [{"name": Path(p).name, "reason": why} for p, why in broken],
         "chosen": {"name": chosen["name"], "step": chosen["step"], "reason": reason},
+        "at_chance": never_learned,
         "accuracy": {"train": train["acc"], "valid": chosen["valid_acc"],
                      "test": float((preds == out["labels"]).mean()) if split == "test" else None},
         "examples": {"train": train["examples"], split: len(preds)},

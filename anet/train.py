@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from anet import checkpoints, lock, schedule
+from anet import checkpoints, lock, schedule, stall
 from anet.config import Config, to_dict, write_config
 from anet.data import pipeline
 from anet.data.info import load_dataset
@@ -178,6 +178,8 @@ def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
     batch = cfg.train.batch_size
     n_train = info.split_size("train")
     steps_per_epoch = n_train // batch
+    budget = stall.budget(cfg.train.epochs, steps_per_epoch, cfg.train.max_steps)
+    stall_step = stall.check_step(budget, cfg.train.stall_share, cfg.train.eval_every_steps)
     if steps_per_epoch == 0:
         raise AnetError(
             f"train.batch_size={batch} is larger than the train split ({n_train} examples); lower it"
@@ -209,6 +211,8 @@ def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
     log = MetricsLog(run_dir, resume_step=step)
     ctx = dict(config=to_dict(cfg), model=cfg.model.name, num_classes=info.num_classes,
                input_shape=(cfg.data.image_size, cfg.data.image_size, spec.channels))
+    if resume and resume.stalled:  # every later checkpoint still says so
+        ctx["stalled"] = resume.stalled
 
     def diverged(what: str) -> AnetError:
         last = checkpoints.latest(ckpt_root)
@@ -271,11 +275,23 @@ def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
                         row.update(kind="check", batch_acc=batch_acc, monitored=acc, best=state.best,
                                    next_lr=state.lr, saved=need_save)
                         if need_save:
-                            save(["check"], monitored=acc, train_acc=batch_acc, **last_valid)
+                            fresh = last_valid if last_valid.get("valid_step") == step else {}
+                            save(["check"], monitored=acc, train_acc=batch_acc, **fresh)
                         log.log(row)
                         bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
                                         lr=f"{state.lr:g}", ips=f"{row['images_per_sec']:.0f}")
                         window = _new_window()
+                        if step == stall_step and stall.at_chance(
+                                row["train_acc"], info.num_classes, row["train_loss"]):
+                            ctx["stalled"] = _stalled(row, info.num_classes, cfg.train.on_stall)
+                            log.log(dict(kind="stall", epoch=epoch, **ctx["stalled"]))
+                            bar.clear()
+                            print(stall.train_warning(
+                                step, budget, row["train_acc"], row["train_loss"],
+                                info.num_classes, cfg.train.on_stall == "stop"), file=sys.stderr)
+                            if cfg.train.on_stall == "stop":
+                                stop_reason = "stalled"
+                                break
                     if cfg.train.max_steps and step >= cfg.train.max_steps:
                         stop_reason = "max_steps"
                         break
@@ -315,6 +331,12 @@ def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
     if stop_reason == "interrupted":
         raise KeyboardInterrupt
     return final
+
+
+def _stalled(row: dict, num_classes: int, action: str) -> dict:
+    """What metrics.jsonl and every later checkpoint record about a stall."""
+    return {"step": row["step"], "train_acc": row["train_acc"], "train_loss": row["train_loss"],
+            "chance": stall.chance(num_classes), "action": action}
 
 
 def _new_window() -> dict:

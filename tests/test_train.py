@@ -118,7 +118,8 @@ def test_mixed_precision_trains_and_resumes(tmp_path, data, precision):
 
 def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_path, data):
     cfg = load_config(tiny_config(tmp_path, data, epochs=5),
-                      ["train.optimizer=sgd", "schedule.lrs=[1e12, 1e12, 1e12, 1e12]"])
+                      ["train.optimizer=sgd", "schedule.lrs=[1e12, 1e12, 1e12, 1e12]",
+                       "model.init=glorot_uniform"])  # he_normal: weights go inf before the loss
     with pytest.raises(AnetError, match=r"training loss is (nan|inf); stopped\. Last good "
                                         r"checkpoint: ckpt-00000001"):
         train(cfg, tmp_path / "run")
@@ -331,3 +332,37 @@ def test_train_many_ctrl_c_waits_for_the_child_checkpoint_and_starts_nothing_mor
     assert not (tmp_path / "runs" / "b").exists()
     assert subprocess.run(["pgrep", "-f", f"anet.cli train {a}"],
                           capture_output=True).returncode == 1  # no child left running
+
+
+def test_a_run_at_chance_warns_records_and_stops(tmp_path, capsys):
+    # Every image the same and a tiny lr: the prediction is one class throughout. One epoch
+    # is 12 steps of 8 (32 per class); the check at step 12 sees steps 2-12, 88 examples with
+    # 24 to 32 of any class, so accuracy <= 0.364 < 1.25/3 and the loss >= their entropy.
+    data = write_dataset(tmp_path / "blank", n_per_split={"train": 96, "valid": 24, "test": 24},
+                         blank=True)
+    tiny_lr = "schedule.lrs=[1e-6, 1e-6, 1e-6, 1e-6]"
+    over = ["train.eval_every_steps=11", "train.on_stall=stop", tiny_lr]
+    run = tmp_path / "run"
+    final = train(load_config(tiny_config(tmp_path, data, epochs=3), over), run)
+    err = capsys.readouterr().err
+    assert re.search(r"warning: step 12 of 36: training accuracy 0\.[23]\d\d is at chance", err)
+    assert "stopping (train.on_stall=stop); try model.init=he_normal" in err
+    assert final.stop_reason == "stalled" and final.step == 12
+    assert final.stalled["step"] == 12 and final.stalled["action"] == "stop"
+    stalls = [r for r in read_metrics(run) if r.get("kind") == "stall"]
+    assert len(stalls) == 1 and stalls[0]["train_acc"] < 0.37
+    # Rerunning the same command does nothing; with warn it trains on and still says so.
+    assert train(load_config(tiny_config(tmp_path, data, epochs=3), over), run).step == 12
+    assert "stopped at chance accuracy" in capsys.readouterr().out
+    final = train(load_config(tiny_config(tmp_path, data, epochs=3),
+                              ["train.eval_every_steps=11", tiny_lr]), run)
+    assert final.step == 36 and final.stalled["step"] == 12
+    assert len([r for r in read_metrics(run) if r.get("kind") == "stall"]) == 1
+
+    from anet.evaluate import evaluate
+
+    result = evaluate(run)
+    assert result["at_chance"] is True
+    assert "every checkpoint is at chance" in result["chosen"]["reason"]
+    assert re.search(r"warning: all \d+ checkpoint\(s\) are at chance on the validation split",
+                     capsys.readouterr().err)

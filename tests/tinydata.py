@@ -18,8 +18,11 @@ def jpeg(arr: np.ndarray) -> bytes:
 
 
 def write_dataset(out: Path, *, n_per_split=None, channels=1, num_classes=3, size=(20, 12),
-                  seed=0, shards=2) -> Path:
-    """Bars whose length encodes the class, on a light background; dataset.json like prepare's."""
+                  seed=0, shards=2, blank=False) -> Path:
+    """Bars whose length encodes the class, on a light background; dataset.json like prepare's.
+
+    ``blank``: every image is the same grey field, so no network can beat chance.
+    """
     n_per_split = n_per_split or {"train": 48, "valid": 12, "test": 12}
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -35,6 +38,8 @@ def write_dataset(out: Path, *, n_per_split=None, channels=1, num_classes=3, siz
             length = 4 + label * (h - 6) // max(num_classes - 1, 1)
             img[1:1 + length, w // 2 - 2:w // 2 + 2] = 30
             img = np.clip(img.astype(int) + rng.integers(-10, 10, img.shape), 0, 255).astype(np.uint8)
+            if blank:
+                img = np.full((h, w, channels), 128, np.uint8)
             rec = encode_example(image=jpeg(img), label=label, height=h, width=w, channels=channels,
                                  filename=f"{label}/{split}_{i}.jpg", cell=f"cell{i // 6}")
             writers[i % shards].write(rec)
