@@ -21,7 +21,7 @@ from anet.data.info import load_dataset
 from anet.errors import AnetError
 from anet.files import atomic_write
 from anet.report_data import collect
-from anet.report_page import Code, Figure, Heading, Para, Table, build, slug
+from anet.report_page import Code, Figure, Group, Heading, Para, Table, build, slug
 
 CSS = """
 :root { --ink: #1d2433; --muted: #5b6475; --line: #d9dde5; --paper: #f3f1e7; --todo: #fff4d6; }
@@ -54,6 +54,9 @@ th.group { text-align: center; }
 td.text { text-align: left; }
 tr.paper td { background: var(--paper); font-style: italic; }
 figure { margin: 1em 0 1.6em; }
+.group { display: flex; flex-wrap: wrap; gap: 0 28px; align-items: flex-start; }
+.group > figure { flex: 1 1 520px; max-width: 760px; }
+.group > .tablebox { flex: 0 0 auto; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); }
 figcaption { color: var(--muted); font-size: 13px; margin-top: .35em; max-width: 900px; }
 .codecap { color: var(--muted); font-size: 13px; margin: .6em 0 0; }
@@ -118,6 +121,8 @@ def _html_block(b) -> str:
     if isinstance(b, Figure):
         return (f'<figure{ident}><img src="{data_uri(b.path)}" alt="{html.escape(b.caption)}">'
                 f"<figcaption>{_inline(b.caption)}</figcaption></figure>")
+    if isinstance(b, Group):
+        return '<div class="group">' + "".join(_html_block(x) for x in b.blocks) + "</div>"
     if isinstance(b, Code):
         cap = f'<p class="codecap">{_inline(b.caption)}</p>' if b.caption else ""
         cls = f' class="{b.cls}"' if b.cls else ""
@@ -151,7 +156,10 @@ def _md_cell(text: str) -> str:
 def to_markdown(title: str, blocks: list, image_dir: Path, rel: str) -> str:
     """Markdown with each figure copied into ``image_dir`` (linked as ``rel/NAME``)."""
     out, figures = [f"# {title}"], 0
+    flat = []
     for b in blocks:
+        flat += list(b.blocks) if isinstance(b, Group) else [b]
+    for b in flat:
         if isinstance(b, Heading):
             out.append(f"{'#' * b.level} {b.text}")
         elif isinstance(b, Para):

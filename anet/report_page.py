@@ -63,6 +63,11 @@ class Code:
     cls: str = ""  # "config": set in columns (long YAML)
 
 
+@dataclass(frozen=True)
+class Group:
+    blocks: tuple  # shown side by side where the page is wide enough, else one after another
+
+
 def slug(text: str) -> str:
     """An id/file-name-safe version of ``text``."""
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-").lower() or "x"
@@ -281,14 +286,17 @@ def _run_section(r: RunView, figdir: Path) -> list:
                        + "; ".join(f"{s} {_acc(acc.get(s))}" + (f" on {counts[s]} images"
                                                                  if s in counts else "")
                                    for s in SPLITS if acc.get(s) is not None) + "."))
+    side = []  # the confusion matrix and the per-class table, side by side on a wide page
     if ev.get("confusion") and ev.get("classes"):
         split = ev.get("split", "test")
         path = plot_confusion(ev["confusion"], ev["classes"], figdir / f"confusion-{slug(r.name)}.png",
                               title=f"{r.name}: {split} confusion (row-normalised)", normalize=True)
-        blocks.append(Figure(path, f"Confusion matrix of {r.name} on {split}, each row divided by "
-                             "the class's count (recall on the diagonal)."))
+        side.append(Figure(path, f"Confusion matrix of {r.name} on {split}, each row divided by "
+                           "the class's count (recall on the diagonal)."))
     if ev.get("per_class"):
-        blocks.append(_per_class(r))
+        side.append(_per_class(r))
+    if side:
+        blocks.append(Group(tuple(side)))
     blocks += _karyotype(r)
     if r.errors_png:
         blocks.append(Figure(r.errors_png, f"Misclassified {ev.get('split', 'test')} images of "
