@@ -65,7 +65,7 @@ class TrainConfig:
     eval_batches: int = 0  # batches of the valid split per evaluation (0 = whole split)
     precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
     jit_compile: bool = True  # XLA-compile the train step (measured ~17% faster on CPU)
-    deterministic: bool = False  # op determinism + fixed data order: reruns give equal weights
+    deterministic: bool = False  # op determinism + fixed data order (needs jit_compile: false)
     distribute: str = "none"  # none | mirrored (all local GPUs) | multi_worker (TF_CONFIG)
     stall_share: float = 0.1  # check once, after this share of the step budget, for chance acc (0 = never)
     on_stall: str = "warn"  # warn: print and record it | stop: also end the run there
@@ -265,6 +265,9 @@ def _validate(c: Config, s: str) -> None:
     _check(t.eval_every_steps >= 1, s, "train.eval_every_steps", "must be >= 1")
     _check(t.checkpoint_every_epochs >= 1, s, "train.checkpoint_every_epochs", "must be >= 1")
     _check(t.eval_batches >= 0, s, "train.eval_batches", "must be >= 0")
+    _check(not (t.deterministic and t.jit_compile), s, "train.deterministic",
+           "needs train.jit_compile: false (XLA has no deterministic max-pool gradient); "
+           "set train.jit_compile: false or --set train.jit_compile=false")
     _one_of(t.precision, PRECISIONS, s, "train.precision")
     _one_of(t.distribute, DISTRIBUTE, s, "train.distribute")
     _check(0 <= t.stall_share <= 1, s, "train.stall_share", f"must be in [0, 1], got {t.stall_share}")

@@ -22,7 +22,7 @@ from anet import checkpoints, karyotype, stall
 from anet.config import dump_yaml
 from anet.data.info import DatasetInfo
 from anet.errors import AnetError
-from anet.files import atomic_write
+from anet.files import atomic_write, check_writable
 from anet.plotting import pyplot, save_figure
 from anet.runlog import record_command
 from anet.runs import RunPaths, build_model, check_fits, open_run
@@ -127,6 +127,7 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
     if split not in SPLITS:
         raise AnetError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     run = open_run(run_dir, overrides)
+    check_writable(run.dir, "evaluate writes eval.json there; fix its permissions")
     with pipeline.read_errors(run.cfg.data.dir):  # a damaged shard: one line naming it
         return _evaluate(run, split=split, ckpt=ckpt, batch_size=batch_size,
                          train_batches=train_batches)

@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from anet.errors import AnetError
 
 
 def tmp_name(path: Path) -> Path:
     """The temp file :func:`atomic_write` uses for ``path``: hidden, beside it, per process,
     same suffix (so writers that pick a format by suffix still work). ``.*.tmp-*`` finds them."""
     return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+def check_writable(folder: str | Path, what: str) -> Path:
+    """Create ``folder`` if needed and prove a file can be created in it, before any work.
+
+    Args:
+        what: the fix, ending the one-line error (e.g. "choose another --out").
+    Raises:
+        AnetError: the folder cannot be created or written (read-only, no permission, full).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".anet-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except (FileExistsError, NotADirectoryError):
+        raise AnetError(f"{folder}: not a folder (a file is in the way); {what}") from None
+    except OSError as e:
+        raise AnetError(f"{folder}: cannot write here ({e.strerror}); {what}") from None
+    return folder
 
 
 def atomic_write(path: str | Path, content: str | bytes | Callable[[Path], object]) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from anet.errors import AnetError
-from anet.files import atomic_write
+from anet.files import atomic_write, check_writable
 from anet.runs import open_chosen
 
 TF_FORMATS = ("JPEG", "PNG", "BMP", "GIF")  # what tf.io.decode_image reads itself
@@ -34,7 +34,7 @@ def image_bytes(path: str | Path, channels: int) -> bytes:
     """
     from PIL import Image, UnidentifiedImageError
 
-    from anet.data.sources import to_gray8
+    from anet.data.sources import BadImage, check_pixels, to_gray8, too_large
 
     path = Path(path)
     try:
@@ -42,6 +42,7 @@ def image_bytes(path: str | Path, channels: int) -> bytes:
         if not raw:
             raise AnetError(f"{path}: cannot read image (empty file)")
         with Image.open(io.BytesIO(raw)) as im:
+            check_pixels(im)
             im.load()
             if im.format in TF_FORMATS and not im.mode.startswith(WIDE_MODES):
                 return raw
@@ -51,6 +52,10 @@ def image_bytes(path: str | Path, channels: int) -> bytes:
                 arr = to_gray8(im)
     except FileNotFoundError:
         raise AnetError(f"{path}: no such image file") from None
+    except BadImage as e:
+        raise AnetError(f"{path}: cannot read image ({e})") from None
+    except Image.DecompressionBombError as e:
+        raise AnetError(f"{path}: cannot read image ({too_large(e)})") from None
     except UnidentifiedImageError:
         raise AnetError(f"{path}: cannot read image (not an image Pillow recognises)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
@@ -141,6 +146,7 @@ def export(run_dir: str | Path, out: str | Path, *, ckpt: str | None = None, ove
     import tensorflow as tf
 
     out = Path(out)
+    check_writable(out.parent, "choose another --out")  # before the model is built
     if out.exists() and not (out / "saved_model.pb").is_file() and (
             not out.is_dir() or any(out.iterdir())):  # a file, or a non-empty foreign folder
         raise AnetError(f"{out}: exists and is not an anet export; choose another --out")

@@ -27,6 +27,7 @@ from anet.config import Config, to_dict, write_config
 from anet.data import pipeline
 from anet.data.info import load_dataset
 from anet.errors import AnetError
+from anet.files import check_writable
 from anet.runlog import MetricsLog, record_command
 from anet.runs import RunPaths
 
@@ -151,6 +152,9 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.Checkpo
     if cfg.train.distribute == "multi_worker" and (worker := worker_index()) > 0:
         paths = paths.worker(worker)  # only the chief writes the run itself
     run_dir = paths.dir
+    for folder in (run_dir, paths.checkpoints, paths.tensorboard):  # before any work, not at the
+        if folder == run_dir or folder.is_dir():                       # first checkpoint
+            check_writable(folder, "fix its permissions or use another --run-dir")
     with lock.hold(paths.lock, run_dir), pipeline.read_errors(cfg.data.dir):
         return _train(cfg, run_dir)
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from anet import runs
 from anet.errors import AnetError
-from anet.files import atomic_write
+from anet.files import atomic_write, check_writable
 from anet.plotting import pyplot, save_figure
 
 DEFAULT_LAYERS = "conv1,pool1,pool2,pool_last"
@@ -230,6 +230,7 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
     except (FileExistsError, NotADirectoryError):
         raise AnetError(f"{out}: cannot create the output folder (a file is in the way); "
                         "choose another --out") from None
+    check_writable(out, "choose another --out")  # read-only: say so before any work
 
     results, samples_info, grids = [], None, []
     for run in opened:  # the same samples (first run's data), each run's own preprocessing

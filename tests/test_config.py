@@ -137,3 +137,12 @@ def test_binary_config_is_a_one_line_error(tmp_path, capsys, monkeypatch):
     assert exit_.value.code == 2
     assert capsys.readouterr().err == (f"error: {p}: not a UTF-8 text file (byte 0 is 0x89); a "
                                        "config is YAML text\n")
+
+
+def test_deterministic_with_xla_is_refused_with_the_fix(tmp_path):
+    p = write(tmp_path, "train: {deterministic: true}\n")
+    with pytest.raises(ConfigError, match=(
+            rf"^{p}: train.deterministic needs train.jit_compile: false \(XLA has no deterministic "
+            r"max-pool gradient\); set train.jit_compile: false or --set train.jit_compile=false$")):
+        load_config(p)
+    assert load_config(p, ["train.jit_compile=false"]).train.deterministic

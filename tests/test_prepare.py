@@ -365,3 +365,43 @@ def test_empty_test_split_is_a_warning(tmp_path, capsys):
     assert code == 0
     assert ("warning: the test split is empty: 72 images in 12 groups (cells / sets of identical "
             "images) at --test-ratio 0.01; about 100 groups are needed") in err
+
+
+@pytest.mark.slow
+def test_workers_end_when_prepare_is_sigkilled(tmp_path):
+    src = make_idx_dir(tmp_path / "idx", n_train=3000, n_test=500)
+    cmd = [sys.executable, "-m", "anet.cli", "prepare", "--dataset", "mnist", "--source", str(src),
+           "--out", str(tmp_path / "m"), "--workers", "2"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children() -> list[int]:
+        kids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == proc.pid:  # field 4 of /proc/PID/stat: the parent pid
+                kids.append(int(stat.parent.name))
+        return kids
+
+    deadline = time.time() + 60
+    while time.time() < deadline and not (len(children()) >= 2 and list(tmp_path.glob(
+            "m.partial-*/jpg/*/*.jpg"))):
+        time.sleep(0.05)
+    workers = children()
+    assert len(workers) >= 2 and proc.poll() is None, "prepare finished before it could be killed"
+    proc.kill()  # SIGKILL to prepare alone, not its process group: no cleanup runs
+    proc.wait()
+    def running(pid: int) -> bool:  # a zombie (ended, not yet reaped) counts as ended
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.time() + 10
+    while time.time() < deadline and any(running(w) for w in workers):
+        time.sleep(0.1)
+    alive = [w for w in workers if running(w)]
+    assert not alive, f"workers {alive} outlived prepare"

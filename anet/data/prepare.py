@@ -37,7 +37,7 @@ from anet.data import outdir, sources, synthetic
 from anet.data.info import DATASET_JSON, DatasetInfo, load_dataset
 from anet.data.splits import SPLITS, assign_splits, group_ids
 from anet.errors import AnetError
-from anet.files import atomic_write
+from anet.files import atomic_write, check_writable
 
 JPEG_QUALITY = 95
 SHARD_IMAGES = 10000  # at most this many examples per TFRecord shard
@@ -80,6 +80,32 @@ def _convert_chunk(job: tuple) -> list:
     return results
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when prepare dies, even by SIGKILL (which runs no
+    cleanup). Linux: the kernel sends SIGKILL on the parent's death (PR_SET_PDEATHSIG);
+    elsewhere a daemon thread polls the parent."""
+    import ctypes
+    import signal
+    import threading
+    import time
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if sys.platform.startswith("linux") and libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # it died before prctl took effect
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 @contextlib.contextmanager
 def _mapper(workers: int):
     """Ordered ``map`` over a process pool with a bounded number of tasks in flight."""
@@ -88,7 +114,8 @@ def _mapper(workers: int):
         return
     # fork is fast but unsafe once TensorFlow's threads exist (e.g. inside a test process).
     ctx = multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         def imap(fn, jobs):
             pending = collections.deque()
             for job in jobs:
@@ -342,6 +369,7 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
     out_dir = Path(out or f"data/{dataset}")
     options = outdir.options(dataset, source, valid_ratio, test_ratio, seed, cells, abnormal)
     outdir.check_source(out_dir, source)  # before the lock file is made beside --out
+    check_writable(out_dir.parent, "choose another --out")
     # One prepare per --out: the lock covers the repair, the checks, the build and the swap.
     with lock.hold(outdir.lock_file(out_dir), out_dir):
         outdir.recover(out_dir)

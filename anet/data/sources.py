@@ -38,6 +38,10 @@ KARYOTYPE_CLASSES = tuple(str(i) for i in range(1, 23)) + ("X", "Y")
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's fashion-mnist package
 CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 CHUNK = 4096  # images decoded from an IDX stream at a time
+# Largest image (width x height) anet decodes: Pillow's decompression-bomb limit, about
+# 9459 x 9459. A file whose header claims more is skipped by prepare and refused by predict
+# before any pixel memory is allocated.
+MAX_PIXELS = 89_478_485
 
 
 class BadImage(Exception):
@@ -66,23 +70,25 @@ def _idx_open(path: Path):
 
 def _idx_header(f, path: Path, ndim: int) -> tuple[int, ...]:
     """Read and check an IDX header (magic 0 0 0x08 ndim, then ndim big-endian sizes)."""
-    magic = f.read(4)
+    magic = _idx_read(f, path, 4, exact=False)
     if len(magic) < 4 or magic[:3] != b"\x00\x00\x08" or magic[3] != ndim:
         want = f"00 00 08 0{ndim}"
         raise AnetError(f"{path}: not an IDX{ndim} uint8 file (magic {magic.hex(' ') or 'empty'}, "
                         f"expected {want})")
-    raw = f.read(4 * ndim)
+    raw = _idx_read(f, path, 4 * ndim, exact=False)
     if len(raw) < 4 * ndim:
         raise AnetError(f"{path}: truncated IDX header")
     return tuple(int(x) for x in np.frombuffer(raw, ">u4"))
 
 
-def _idx_read(f, path: Path, n_bytes: int) -> bytes:
+def _idx_read(f, path: Path, n_bytes: int, exact: bool = True) -> bytes:
+    """``n_bytes`` from an IDX stream; a damaged gzip stream (bad header, CRC, deflate data)
+    is a one-line AnetError wherever it shows."""
     try:
         data = f.read(n_bytes)
     except (OSError, EOFError, zlib.error) as e:
-        raise AnetError(f"{path}: corrupt or truncated IDX file ({e})") from None
-    if len(data) < n_bytes:
+        raise AnetError(f"{path}: corrupt or truncated IDX file ({e}); download it again") from None
+    if exact and len(data) < n_bytes:
         raise AnetError(f"{path}: truncated IDX file ({len(data)} of {n_bytes} data bytes)")
     return data
 
@@ -104,7 +110,7 @@ def iter_idx_images(path: Path, chunk: int = CHUNK) -> Iterator[np.ndarray]:
         for start in range(0, n, chunk):
             k = min(chunk, n - start)
             yield np.frombuffer(_idx_read(f, path, k * rows * cols), np.uint8).reshape(k, rows, cols)
-        if f.read(1):
+        if _idx_read(f, path, 1, exact=False):  # also reads a gzip file's CRC at its end
             raise AnetError(f"{path}: trailing bytes after {n} images")
 
 
@@ -310,12 +316,29 @@ def read_image(path: str | Path) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns about damaged tags; we skip or read
             with Image.open(path) as im:
+                check_pixels(im)
                 im.load()
                 return to_gray8(im)
+    except Image.DecompressionBombError as e:  # Pillow's own check at open, at twice its limit
+        raise BadImage(too_large(e)) from None
     except UnidentifiedImageError:
         raise BadImage("not an image (unknown format or damaged header)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise BadImage(f"corrupt or truncated image ({e})") from None
+
+
+def check_pixels(im: Image.Image) -> None:
+    """Refuse an image whose header claims more than :data:`MAX_PIXELS` (a decompression bomb)."""
+    if im.size[0] * im.size[1] > MAX_PIXELS:
+        raise BadImage(too_large(im.size[0] * im.size[1]))
+
+
+def too_large(pixels: int | Exception) -> str:
+    """The reason for a too-large image, from its pixel count or Pillow's DecompressionBombError."""
+    if isinstance(pixels, Exception):
+        found = re.search(r"\((\d+) pixels\)", str(pixels))
+        pixels = int(found.group(1)) if found else MAX_PIXELS + 1
+    return f"too large: {pixels:,} pixels (the limit is {MAX_PIXELS:,})"
 
 
 def to_gray8(im: Image.Image) -> np.ndarray:
