@@ -48,7 +48,7 @@ class DataConfig:
     dir: str = "data/synthetic-karyotype"  # output of `anet prepare` (holds dataset.json)
     image_size: int = 227  # model input height = width (227 AlexNet/ANet-c6, 224 VGG16)
     resize: str = "stretch"  # stretch (the paper) | pad (keep aspect ratio on a fixed canvas)
-    normalize: str = "unit"  # unit: x/255 in [0,1] | standardize: per-dataset mean/std
+    normalize: str = "standardize"  # standardize: per-dataset train mean/std | unit: x/255 in [0,1]
     augment: bool = False  # random crop (pad 8 px) + horizontal flip on training batches
     shuffle_buffer: int = 10000  # examples in the shuffle buffer
 
