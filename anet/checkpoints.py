@@ -24,8 +24,10 @@ import shutil
 import sys
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -39,6 +41,7 @@ INDEX = "checkpoints.jsonl"
 STATE = "state.json"
 WEIGHTS = "model.weights.h5"
 OPTIMIZER = "optimizer.npz"
+T = TypeVar("T")
 RNG = "rng.npz"  # model variables outside the weights: dropout seed-generator states
 
 
@@ -256,6 +259,26 @@ def write_index(root: str | Path) -> None:
         row["path"] = c.name
         lines.append(json.dumps(row))
     atomic_write(root / INDEX, "".join(line + "\n" for line in lines))
+
+
+# --------------------------------------------------------------------------- selection
+
+TIE_TOL = 1e-9  # accuracies closer than this are a tie
+
+
+def select_best(items: Sequence[T], acc: Callable[[T], float], step: Callable[[T], int]
+                ) -> tuple[T, list[T]]:
+    """The one checkpoint-selection rule (``anet evaluate``, and predict/visualize/export
+    without an evaluation): the highest accuracy; ties (within TIE_TOL) go to the earliest step.
+
+    Returns:
+        (the chosen item, the other tied items, earliest first).
+    """
+    if not items:
+        raise AnetError("no checkpoints to choose from")
+    best = max(acc(i) for i in items)
+    tied = sorted((i for i in items if acc(i) >= best - TIE_TOL), key=step)
+    return tied[0], tied[1:]
 
 
 # --------------------------------------------------------------------------- resume policy

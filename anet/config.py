@@ -20,13 +20,13 @@ import yaml
 
 from anet.errors import AnetError
 from anet.files import atomic_write
+from anet.models import MODELS
 
 
 class ConfigError(AnetError, ValueError):
     """A config problem a user must fix; the message names the file and key path."""
 
 
-MODELS = ("alexnet", "anetc6", "vgg16")
 INITS = ("he_normal", "glorot_uniform", "alexnet")  # = anet.models.INITS (no TF import here)
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
@@ -324,7 +324,3 @@ def from_dict(raw: dict, source: str = "<dict>") -> Config:
     _validate(cfg, source)
     return cfg
 
-
-def replace(cfg: Config, **sections) -> Config:
-    """``dataclasses.replace`` on the top-level config (sections are frozen)."""
-    return dataclasses.replace(cfg, **sections)

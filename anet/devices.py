@@ -8,8 +8,9 @@ import subprocess
 import sys
 import time
 
+from anet.config import load_config
 from anet.errors import AnetError
-from anet.runs import RunPaths
+from anet.runs import RunPaths, default_run_dir
 
 
 def select_gpu(gpu: int | None) -> None:
@@ -52,9 +53,6 @@ def train_many(configs: list[str], overrides: list[str], gpus: list[int]) -> int
 
     Each run logs to ``<run dir>/train.log``. Returns the worst exit code.
     """
-    from anet.config import load_config
-    from anet.train import default_run_dir
-
     jobs = []
     for path in configs:  # validate every config before starting anything
         cfg = load_config(path, overrides)

@@ -27,8 +27,7 @@ from anet.plotting import pyplot, save_figure
 from anet.runlog import record_command
 from anet.runs import RunPaths, build_model, check_fits, open_run
 
-SPLITS = ("valid", "test")
-TIE_TOL = 1e-9  # accuracies closer than this are a tie
+REPORTED = ("valid", "test")  # --split choices (selection always reads valid)
 ERROR_IMAGES = 32  # misclassified examples kept for errors.png
 
 
@@ -40,12 +39,9 @@ def select_best(scores: list[dict]) -> tuple[dict, str]:
     Returns:
         (chosen score dict, a one-line reason).
     """
-    if not scores:
-        raise AnetError("no checkpoints to choose from")
-    best = max(s["valid_acc"] for s in scores)
-    tied = sorted((s for s in scores if s["valid_acc"] >= best - TIE_TOL), key=lambda s: s["step"])
-    chosen, others = tied[0], [s["name"] for s in tied[1:]]
-    reason = f"highest valid accuracy {best:.4f}"
+    chosen, tied = checkpoints.select_best(scores, lambda s: s["valid_acc"], lambda s: s["step"])
+    others = [s["name"] for s in tied]
+    reason = f"highest valid accuracy {chosen['valid_acc']:.4f}"
     if others:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         reason += f"; tie with {shown} broken by earliest step"
@@ -99,7 +95,7 @@ def _collect(forward, ds, split: str) -> dict:
         names += [f.decode("utf-8") for f in fname.numpy()]
         cells += [c.decode("utf-8") for c in cell.numpy()]
     if not probs:
-        from anet.train import empty_split
+        from anet.data.pipeline import empty_split  # TF is loaded by now
 
         raise AnetError(empty_split(split))
     return {"probs": np.concatenate(probs), "labels": np.concatenate(labels), "filenames": names,
@@ -124,8 +120,8 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
     """
     from anet.data import pipeline
 
-    if split not in SPLITS:
-        raise AnetError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if split not in REPORTED:
+        raise AnetError(f"--split must be one of {', '.join(REPORTED)}, got {split!r}")
     run = open_run(run_dir, overrides)
     check_writable(run.dir, "evaluate writes eval.json there; fix its permissions")
     with pipeline.read_errors(run.cfg.data.dir):  # a damaged shard: one line naming it

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from anet.errors import AnetError
+
+
+def safe_name(text: str, fallback: str = "image") -> str:
+    """A file-name stem safe in any file system (letters, digits, ``-``, ``_``, ``.``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or fallback
 
 
 def tmp_name(path: Path) -> Path:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from anet.models import LRN_ARGS
+
 
 @keras.saving.register_keras_serializable(package="anet")
 class LocalResponseNormalization(keras.layers.Layer):
@@ -25,7 +27,8 @@ class LocalResponseNormalization(keras.layers.Layer):
     ``jit_compile=True``.
     """
 
-    def __init__(self, depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75, **kwargs):
+    def __init__(self, depth_radius=LRN_ARGS["depth_radius"], bias=LRN_ARGS["bias"],
+                 alpha=LRN_ARGS["alpha"], beta=LRN_ARGS["beta"], **kwargs):
         super().__init__(**kwargs)
         self.depth_radius = int(depth_radius)
         self.bias = float(bias)

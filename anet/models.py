@@ -31,6 +31,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -99,6 +100,7 @@ VGG16 = _vgg([64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M"
               512, 512, 512, "M"])
 
 ARCHITECTURES = {"alexnet": ALEXNET, "anetc6": ANETC6, "vgg16": VGG16}
+MODELS = tuple(ARCHITECTURES)  # the valid model.name values
 INPUT_SIZE = {"alexnet": 227, "anetc6": 227, "vgg16": 224}  # the papers' input sizes
 LRN_ARGS = {"depth_radius": 2, "bias": 2.0, "alpha": 1e-4, "beta": 0.75}  # AlexNet's n=5, k, a, b
 POOL_LAST = "pool_last"
@@ -127,13 +129,11 @@ def _out(n: int, k: int, s: int, padding: str) -> int:
 
 
 def layer_table(name: str, input_shape, num_classes: int, *, width: float = 1.0,
-                fc_units: int = 4096, dropout: float = 0.5, batch_norm: bool = False,
-                **_unused) -> list[Row]:
+                fc_units: int = 4096, dropout: float = 0.5, batch_norm: bool = False) -> list[Row]:
     """Expand an architecture into rows with output shapes, parameters and FLOPs (no TF).
 
     Args:
         input_shape: ``(height, width, channels)``.
-        **_unused: ``weight_decay`` etc., accepted so callers can pass :func:`build` options.
 
     Raises:
         AnetError: unknown model, or an input so small that a feature map vanishes (the
@@ -284,10 +284,16 @@ def build_from_config(model_cfg, image_size: int, channels: int, num_classes: in
                  **_options(model_cfg))
 
 
-def _options(model_cfg) -> dict:
+def _table_options(model_cfg) -> dict:
+    """The ModelConfig fields that shape the layer table."""
     return {"width": model_cfg.width, "fc_units": model_cfg.fc_units,
-            "dropout": model_cfg.dropout, "weight_decay": model_cfg.weight_decay,
-            "batch_norm": model_cfg.batch_norm, "init": model_cfg.init}
+            "dropout": model_cfg.dropout, "batch_norm": model_cfg.batch_norm}
+
+
+def _options(model_cfg) -> dict:
+    """The ModelConfig fields :func:`build` takes."""
+    return {**_table_options(model_cfg), "weight_decay": model_cfg.weight_decay,
+            "init": model_cfg.init}
 
 
 def layer_names(model) -> list[str]:
@@ -307,6 +313,18 @@ def resolve_layer(model, name: str):
                     f"(known: {', '.join(layer_names(model))})")
 
 
+def layer_alias(model, name: str) -> str:
+    """Paper names on every model: ``convN`` is a ReLU output like plain ANet-c6's fused conv1:
+    with batch_norm the layer ``reluN`` (``reluN_1`` on VGG16), on VGG16 ``convN_1``."""
+    names = {layer.name for layer in model.layers}
+    if not re.fullmatch(r"conv\d+", name):
+        return name
+    for candidate in (f"relu{name[4:]}", name, f"relu{name[4:]}_1", f"{name}_1"):
+        if candidate in names:
+            return candidate
+    return name
+
+
 # --------------------------------------------------------------------------- text tables
 
 
@@ -318,7 +336,7 @@ def models_table(num_classes: int = 10, channels: int = 3) -> str:
             shape = (size, size, chans)
             params = count_params(name, shape, classes)
             gflops = forward_flops(name, shape, classes) / 1e9
-            lines.append(f"{name:<8} {_fmt(shape):>11} {classes:>7} {params:>13,} "
+            lines.append(f"{name:<8} {fmt_shape(shape):>11} {classes:>7} {params:>13,} "
                          f"{gflops:>7.3f}")
     lines.append("GFLOPs: forward, per image; conv + dense only, a multiply-add = 2 FLOPs.")
     return "\n".join(lines)
@@ -328,7 +346,7 @@ def format_table(rows: list[Row]) -> str:
     """Layer table as text: name, kind, output shape, parameters, MFLOPs, with totals."""
     lines = [f"{'layer':<10} {'kind':<8} {'output':>14} {'parameters':>13} {'MFLOPs':>10}"]
     for r in rows:
-        lines.append(f"{r.name:<10} {r.kind:<8} {_fmt(r.shape):>14} {r.params:>13,} "
+        lines.append(f"{r.name:<10} {r.kind:<8} {fmt_shape(r.shape):>14} {r.params:>13,} "
                      f"{r.flops / 1e6:>10.1f}")
     params, flops = sum(r.params for r in rows), sum(r.flops for r in rows)
     lines.append(f"{'total':<10} {'':<8} {'':>14} {params:>13,} {flops / 1e6:>10.1f}")
@@ -350,12 +368,13 @@ def config_summary(cfg) -> str:
         num_classes, channels = 24, 1
         source = f"defaults: {meta_path} not found"
     m, size = cfg.model, cfg.data.image_size
-    rows = layer_table(m.name, (size, size, channels), num_classes, **_options(m))
+    rows = layer_table(m.name, (size, size, channels), num_classes, **_table_options(m))
     head = (f"{cfg.name}: {m.name}, input {size}x{size}x{channels}, {num_classes} classes "
             f"({source}); width {m.width}, fc_units {m.fc_units}, dropout {m.dropout}, "
             f"weight_decay {m.weight_decay}, batch_norm {str(m.batch_norm).lower()}, init {m.init}")
     return head + "\n" + format_table(rows)
 
 
-def _fmt(shape: tuple) -> str:
-    return "x".join(str(v) for v in shape)
+def fmt_shape(shape) -> str:
+    """``(55, 55, 96)`` -> ``55x55x96``."""
+    return "x".join(str(int(v)) for v in shape)

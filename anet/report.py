@@ -10,6 +10,7 @@ from pathlib import Path
 
 from anet import checkpoints
 from anet.data.info import DatasetInfo, load_dataset
+from anet.data.splits import SPLITS
 from anet.errors import AnetError
 from anet.plotting import pyplot, save_figure
 from anet.runlog import read_metrics
@@ -109,7 +110,6 @@ def plot_figure3(panels: list[tuple], title: str, path: Path, cols: int = 3) -> 
 
 # --------------------------------------------------------------------------- tables
 
-SPLITS = ("train", "valid", "test")
 
 
 def load_eval(run_dir: str | Path) -> dict:
@@ -146,8 +146,14 @@ def render(header: list, rows: list[list], as_csv: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _acc(v) -> str:
-    return f"{v:.4f}" if isinstance(v, (int, float)) else "-"
+def fmt_num(v, digits: int = 4, missing: str = "-") -> str:
+    """The one number format of tables: ``digits`` decimals, ``missing`` for no number."""
+    return f"{v:.{digits}f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else missing
+
+
+def fmt_acc(v) -> str:
+    """An accuracy in a table: 4 decimals, ``-`` when missing."""
+    return fmt_num(v, 4)
 
 
 def table2(evals: list[dict], as_csv: bool = False) -> str:
@@ -163,7 +169,7 @@ def table2(evals: list[dict], as_csv: bool = False) -> str:
         label = e["model"] if pairs.count(pair) == 1 else f"{e['model']} ({Path(e['run']).name})"
         rows.setdefault(label, {})[e["dataset"]["name"]] = e["accuracy"]
     header = ["Model"] + [f"{d} {s}" for d in datasets for s in SPLITS]
-    body = [[label] + [_acc(accs.get(d, {}).get(s)) for d in datasets for s in SPLITS]
+    body = [[label] + [fmt_acc(accs.get(d, {}).get(s)) for d in datasets for s in SPLITS]
             for label, accs in rows.items()]
     return render(header, body, as_csv)
 

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from anet import checkpoints
 from anet.data.info import DatasetInfo, load_dataset
 from anet.errors import AnetError
@@ -104,8 +106,6 @@ def read_json(path: Path) -> dict | None:
 
 def _config(run_dir: Path, ckpts: list) -> tuple[str | None, dict]:
     """The resolved config as text and as a dict (config.yaml, else the last checkpoint's)."""
-    import yaml
-
     text = _text(RunPaths(run_dir).config)
     if text is None and ckpts:
         text = yaml.safe_dump(ckpts[-1].config, sort_keys=False)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anet import paper
-from anet.report import SPLITS, plot_figure3, table1_rows
+from anet.data.splits import SPLITS
+from anet.report import fmt_acc, plot_figure3, table1_rows
 from anet.report_data import SEED_DIR, Experiment, RunView, datasets, fmt_mean_std, read_json
 from anet.runlog import code_version
 from anet.runs import RunPaths
@@ -131,10 +132,6 @@ def table2(experiments: list[Experiment]) -> Table:
                  tuple(classes), id="table2", groups=tuple((d, 4) for d in names))
 
 
-def _acc(v) -> str:
-    return f"{v:.4f}" if isinstance(v, (int, float)) else "-"
-
-
 def per_run_table(experiments: list[Experiment]) -> Table:
     """Every evaluated run: its chosen checkpoint, why, and its accuracies."""
     rows = []
@@ -143,7 +140,7 @@ def per_run_table(experiments: list[Experiment]) -> Table:
             ch, acc = r.chosen, r.eval["accuracy"]
             rows.append((r.name, r.model, r.dataset, "-" if r.seed is None else str(r.seed),
                          f"{ch['name']} (step {ch['step']})", ch.get("reason", ""),
-                         *(_acc(acc.get(s)) for s in SPLITS)))
+                         *(fmt_acc(acc.get(s)) for s in SPLITS)))
     return Table(("Run", "Model", "Dataset", "Seed", "Chosen checkpoint", "Why", "Train", "Valid",
                   "Test"), tuple(rows), "Table 2, per run: the checkpoint `anet evaluate` chose "
                  "and its accuracies.", id="table2-runs")
@@ -283,7 +280,7 @@ def _run_section(r: RunView, figdir: Path) -> list:
     ch, acc, ev = r.chosen, r.eval["accuracy"], r.eval
     counts = ev.get("examples", {})
     blocks.append(Para(f"Chosen checkpoint `{ch['name']}` (step {ch['step']}): {ch.get('reason', '')}. "
-                       + "; ".join(f"{s} {_acc(acc.get(s))}" + (f" on {counts[s]} images"
+                       + "; ".join(f"{s} {fmt_acc(acc.get(s))}" + (f" on {counts[s]} images"
                                                                  if s in counts else "")
                                    for s in SPLITS if acc.get(s) is not None) + "."))
     side = []  # the confusion matrix and the per-class table, side by side on a wide page

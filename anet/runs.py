@@ -7,12 +7,13 @@ way and fails with the same clear messages.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from anet import checkpoints, lock
+from anet import checkpoints, lock, models
 from anet.config import Config, from_dict, load_config
 from anet.data.info import DATASET_JSON, DatasetInfo, load_dataset
 from anet.errors import AnetError
@@ -141,6 +142,11 @@ class Run:
         raise AnetError(f"{self.dir}: no checkpoint {name!r} (have: {names})")
 
 
+def default_run_dir(cfg: Config) -> Path:
+    """``run.dir``, else ``runs/<config name>``."""
+    return Path(cfg.run.dir or f"runs/{cfg.name}")
+
+
 def latest_run(root: str | Path = "runs") -> Path:
     """The most recently modified run directory under ``root`` (one holding checkpoints/)."""
     root = Path(root)
@@ -176,9 +182,7 @@ def check_fits(run: Run, ckpt: checkpoints.CheckpointState, num_classes: int) ->
 
 def build_model(run: Run, ckpt: checkpoints.CheckpointState | None = None):
     """The run's Keras model, with a checkpoint's weights when given (float32 for inference)."""
-    import keras
-
-    from anet import models
+    import keras  # here: opening a run (report, tables) never loads TensorFlow
 
     keras.mixed_precision.set_dtype_policy("float32")
     info = run.dataset
@@ -196,8 +200,6 @@ def _eval_choice(run: Run) -> str | None:
 
     Read defensively: a missing, unreadable or foreign eval.json gives None.
     """
-    import json
-
     try:
         data = json.loads(run.paths.eval.read_text())
     except (OSError, ValueError):
@@ -209,7 +211,7 @@ def _eval_choice(run: Run) -> str | None:
 
 def choose_checkpoint(run: Run, name: str | None = None) -> tuple[checkpoints.CheckpointState, str]:
     """The checkpoint to use and why: ``name``; else the one ``anet evaluate`` chose; else the
-    best validation accuracy recorded in training (ties: earliest step); else the latest."""
+    best validation accuracy recorded in training (``checkpoints.select_best``); else the latest."""
     if name:
         return run.checkpoint(name), "given with --ckpt"
     chosen = _eval_choice(run)
@@ -220,7 +222,7 @@ def choose_checkpoint(run: Run, name: str | None = None) -> tuple[checkpoints.Ch
         print(f"notice: {run.paths.eval} names {chosen}, which is gone; ignoring it")
     scored = [c for c in run.ckpts if c.valid_acc is not None]
     if scored:
-        best = max(scored, key=lambda c: (c.valid_acc, -c.step))
+        best, _ = checkpoints.select_best(scored, lambda c: c.valid_acc, lambda c: c.step)
         return best, f"recorded during training: best valid accuracy {best.valid_acc:.4f}"
     return run.ckpts[-1], "latest (no validation accuracy recorded)"
 

@@ -22,18 +22,15 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from anet import checkpoints, lock, schedule, stall
+from anet import checkpoints, lock, models, schedule, stall
 from anet.config import Config, to_dict, write_config
 from anet.data import pipeline
 from anet.data.info import load_dataset
 from anet.errors import AnetError
 from anet.files import check_writable
+from anet.report import plot_curves
 from anet.runlog import MetricsLog, record_command
-from anet.runs import RunPaths
-
-
-def default_run_dir(cfg: Config) -> Path:
-    return Path(cfg.run.dir or f"runs/{cfg.name}")
+from anet.runs import RunPaths, default_run_dir
 
 
 def setup(cfg: Config) -> None:
@@ -129,18 +126,10 @@ def make_eval_fn(model):
             correct += float(c)
             n += int(y.shape[0])
         if n == 0:
-            raise AnetError(empty_split(split))
+            raise AnetError(pipeline.empty_split(split))
         return {"acc": correct / n, "loss": total_loss / n, "examples": int(n)}
 
     return evaluate
-
-
-def empty_split(split: str) -> str:
-    """The one-line error for a split with no examples."""
-    if split == "train":
-        return "the train split is empty; re-run `anet prepare` with smaller --valid/--test-ratio"
-    name = {"valid": "validation"}.get(split, split)
-    return f"the {name} split is empty; re-run `anet prepare` with --{split}-ratio > 0"
 
 
 def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.CheckpointState:
@@ -189,9 +178,7 @@ def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
             f"train.batch_size={batch} is larger than the train split ({n_train} examples); lower it"
         )
     if info.split_size("valid") == 0:  # else found only after the first epoch
-        raise AnetError(empty_split("valid"))
-    from anet import models  # imported late: builds Keras layers under the dtype policy
-
+        raise AnetError(pipeline.empty_split("valid"))
     with strategy.scope():
         model = models.build_from_config(
             cfg.model, cfg.data.image_size, spec.channels, info.num_classes)
@@ -325,8 +312,6 @@ def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
         last_valid = _valid(evaluate, valid_ds, step) if finished else {}
     path = save(["final" if finished else "interrupt"], stop_reason=stop_reason,
                 finished=finished, **last_valid)
-
-    from anet.report import plot_curves
 
     plot_curves(run_dir)
     final = checkpoints.read_state(path)

@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 
-from anet import runs
+from anet import models, runs
+from anet.data.images import load_inputs as image_inputs
 from anet.errors import AnetError
-from anet.files import atomic_write, check_writable
+from anet.files import atomic_write, check_writable, safe_name
 from anet.plotting import pyplot, save_figure
+from anet.report import fmt_num
 
 DEFAULT_LAYERS = "conv1,pool1,pool2,pool_last"
 MIN_TILE = 32  # upscale tiny maps (e.g. 2x2) with nearest neighbour to at least this many px
@@ -130,33 +131,19 @@ def noise_smoothness(height: int, width: int) -> float | None:
 # --------------------------------------------------------------------------- runs and layers
 
 
-def layer_alias(model, name: str) -> str:
-    """Paper names on every model: ``convN`` is a ReLU output like plain ANet-c6's fused conv1:
-    with batch_norm the layer ``reluN`` (``reluN_1`` on VGG16), on VGG16 ``convN_1``."""
-    names = {layer.name for layer in model.layers}
-    if not re.fullmatch(r"conv\d+", name):
-        return name
-    for candidate in (f"relu{name[4:]}", name, f"relu{name[4:]}_1", f"{name}_1"):
-        if candidate in names:
-            return candidate
-    return name
-
-
 def resolve_layers(model, names: list[str]) -> list:
     """Keras layers for ``names`` (aliases allowed); an unknown or non-map layer is an AnetError
     listing the valid names."""
-    from anet.models import POOL_LAST, resolve_layer
-
     spatial = [lay.name for lay in model.layers if len(lay.output.shape) == 4]
     out = []
     for name in names:
         try:
-            layer = resolve_layer(model, layer_alias(model, name))
+            layer = models.resolve_layer(model, models.layer_alias(model, name))
         except AnetError:
             layer = None
         if layer is None or layer.name not in spatial:
             raise AnetError(f"model {model.name!r} has no feature-map layer {name!r}; valid: "
-                            f"{', '.join(spatial + [POOL_LAST])} (conv1 = conv1_1 on vgg16)")
+                            f"{', '.join(spatial + [models.POOL_LAST])} (conv1 = conv1_1 on vgg16)")
         out.append(layer)
     return out
 
@@ -169,8 +156,6 @@ def load_inputs(spec, *, data_dir=None, split: str = "test", samples: int = 2, i
     from anet.data import pipeline
 
     if images:  # same reader as `anet predict` (JPG/PNG/TIF, 16-bit), then eval_transform
-        from anet.predict import load_inputs as image_inputs
-
         x = image_inputs(images, spec).numpy()
         return [{"name": Path(p).stem, "source": str(p)} for p in images], x
     ds = pipeline.eval_dataset(data_dir, split, spec, batch_size=samples, max_batches=1,
@@ -287,8 +272,9 @@ def format_table(rows: list[dict]) -> str:
     """layer, shape, smoothness, white-noise reference and dead-channel fraction as text."""
     lines = [f"{'layer':<22} {'shape':>12} {'smoothness':>10} {'noise':>6} {'dead':>6}"]
     for r in rows:
-        lines.append(f"{_label(r):<22} {_fmt(r['shape']):>12} {_num(r['smoothness'], 3):>10} "
-                     f"{_num(r['noise_smoothness'], 3):>6} {_num(r['dead_fraction'], 3):>6}")
+        cells = [fmt_num(r[k], 3, "n/a") for k in ("smoothness", "noise_smoothness", "dead_fraction")]
+        lines.append(f"{_label(r):<22} {models.fmt_shape(r['shape']):>12} {cells[0]:>10} "
+                     f"{cells[1]:>6} {cells[2]:>6}")
     lines.append("smoothness: 1 = smooth, ~noise = white noise, 0 = checkerboard; "
                  "dead: fraction of constant channels (excluded)")
     return "\n".join(lines)
@@ -300,14 +286,14 @@ def format_table(rows: list[dict]) -> str:
 def _write_single(out: Path, info: list, result: dict, x: np.ndarray, maps: list) -> list:
     files = []
     for i, sample in enumerate(info):
-        folder = out / f"{i:02d}-{_safe(sample['name'])}"
+        folder = out / f"{i:02d}-{safe_name(sample['name'], 'sample')}"
         folder.mkdir(exist_ok=True)
-        panels = [("input", _input_image(x[i]), _fmt(x.shape[1:]))]
+        panels = [("input", _input_image(x[i]), models.fmt_shape(x.shape[1:]))]
         for row, fmap in zip(result["layers"], maps):
             grid = channel_grid(fmap[i])
-            files.append(_save_png(grid, folder / f"{_safe(row['name'])}.png"))
+            files.append(_save_png(grid, folder / f"{safe_name(row['name'], 'layer')}.png"))
             s = row["per_sample"][i]["smoothness"]
-            panels.append((_label(row), grid, f"{_fmt(row['shape'])}  s={_num(s)}"))
+            panels.append((_label(row), grid, f"{models.fmt_shape(row['shape'])}  s={fmt_num(s, 2, 'n/a')}"))
         title = (f"{Path(result['run']).name} ({result['model']}, {result['checkpoint']}): "
                  f"{sample['source']}" + (f", label {sample['label']}" if "label" in sample else ""))
         files.append(_figure([[p] for p in panels], title, folder / "overview.png"))
@@ -317,16 +303,16 @@ def _write_single(out: Path, info: list, result: dict, x: np.ndarray, maps: list
 def _compare_figure(out: Path, i: int, sample: dict, results: list, grids: list) -> Path:
     rows = []
     for result, (x, maps) in zip(results, grids):
-        row = [("input", _input_image(x[i]), _fmt(x.shape[1:]),
+        row = [("input", _input_image(x[i]), models.fmt_shape(x.shape[1:]),
                 f"{Path(result['run']).name} ({result['model']})")]
         for layer, fmap in zip(result["layers"], maps):
             s = layer["per_sample"][i]["smoothness"]
             row.append((_label(layer), channel_grid(fmap[i], COMPARE_CHANNELS),
-                        f"{_fmt(layer['shape'])}  s={_num(s)}"))
+                        f"{models.fmt_shape(layer['shape'])}  s={fmt_num(s, 2, 'n/a')}"))
         rows.append(row)
     title = f"{sample['source']}: first {COMPARE_CHANNELS} channels per layer, s = smoothness"
     return _figure(list(map(list, zip(*rows))), title,
-                   out / f"compare-{i:02d}-{_safe(sample['name'])}.png")
+                   out / f"compare-{i:02d}-{safe_name(sample['name'], 'sample')}.png")
 
 
 def _figure(columns: list[list], title: str, path: Path) -> Path:
@@ -359,7 +345,7 @@ def _write_tensorboard(paths: runs.RunPaths, info: list, result: dict, maps: lis
         for i, sample in enumerate(info):
             for row, fmap in zip(result["layers"], maps):
                 grid = channel_grid(fmap[i])[None, ..., None]
-                tf.summary.image(f"{i:02d}-{_safe(sample['name'])}/{row['name']}", grid,
+                tf.summary.image(f"{i:02d}-{safe_name(sample['name'], 'sample')}/{row['name']}", grid,
                                  step=int(result["step"]))
     writer.close()
 
@@ -380,15 +366,3 @@ def _save_png(img: np.ndarray, path: Path) -> Path:
 def _label(row: dict) -> str:
     """``pool_last (pool6)``: the requested name, and the layer it resolved to if different."""
     return row["name"] if row["name"] == row["layer"] else f"{row['name']} ({row['layer']})"
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "sample"
-
-
-def _num(v, digits: int = 2) -> str:
-    return "n/a" if v is None else f"{v:.{digits}f}"
-
-
-def _fmt(shape) -> str:
-    return "x".join(str(int(v)) for v in shape)

@@ -12,8 +12,9 @@ from PIL import Image
 
 from anet.cli import main
 from anet.data import pipeline
+from anet.data.images import image_bytes, load_inputs
 from anet.data.records import decode_example, shard_paths
-from anet.predict import export, image_bytes, load_inputs, predict
+from anet.predict import export, predict
 from anet.runs import Run, build_model, choose_checkpoint, open_run
 from tests.tinyrun import make_tiny_run
 

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,6 @@ from PIL import Image
 from anet.cli import main
 from anet.data import prepare as prep
 from anet.data import splits
-from anet.data.info import DatasetInfo
 from anet.data.records import decode_example, shard_paths
 from anet.errors import AnetError
 from tests.conftest import (
@@ -110,16 +108,6 @@ def prepared(*args, **kw) -> dict:
     return prep.prepare(*args, **kw).to_json()
 
 
-def test_table1_formats():
-    meta = DatasetInfo(name="mnist", classes=("0",), num_classes=1, channels=1, mean=(0.5,),
-                       std=(0.2,), totals={"total": 70000, "train": 63000, "valid": 3500, "test": 3500},
-                       size={"min": [28, 28], "max": [28, 28]})
-    cells = [c.strip() for c in prep.table1(meta).splitlines()[1].split("|")]
-    assert cells == ["mnist", "70000", "63000", "3500", "3500", "28 x 28"]
-    meta = replace(meta, size={"min": [57, 45], "max": [198, 96]})
-    assert prep.table1(meta).endswith("57 x 45 .. 198 x 96")
-
-
 # --------------------------------------------------------------------------- end to end
 
 
@@ -139,7 +127,7 @@ def test_prepare_mnist_end_to_end(tmp_path, capsys):
     meta = prepared("mnist", source=str(src), out=str(out), valid_ratio=0.1, test_ratio=0.1,
                         seed=0, cells=0, workers=1, force=False)
     printed = capsys.readouterr().out
-    assert "mnist   | 360   | 288   | 36    | 36   | 28 x 28" in printed
+    assert "| mnist | 360 | 288 | 36 | 36 | 28x28 |" in printed
     disk = json.loads((out / "dataset.json").read_text())
     assert disk == meta
     for key in ("name", "source", "seed", "ratios", "classes", "num_classes", "channels", "counts",
@@ -266,7 +254,7 @@ def test_rerun_without_force_does_nothing(tmp_path, capsys):
     stamp = (out / "dataset.json").stat().st_mtime_ns
     code, printed, _ = run_cli(args, capsys)
     assert code == 0 and "already holds a finished dataset" in printed
-    assert "mnist   | 120   | 108   | 6     | 6    | 28 x 28" in printed
+    assert "| mnist | 120 | 108 | 6 | 6 | 28x28 |" in printed
     assert (out / "dataset.json").stat().st_mtime_ns == stamp
     code, printed, _ = run_cli(args + ["--force", "--seed", "1"], capsys)
     assert code == 0 and json.loads((out / "dataset.json").read_text())["seed"] == 1
@@ -336,7 +324,7 @@ def test_sigkill_midway_leaves_no_finished_dataset(tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.returncode == 0, done.stderr
-    assert "removing leftover" in done.stderr and "mnist   | 3500" in done.stdout
+    assert "removing leftover" in done.stderr and "| mnist | 3500 |" in done.stdout
     assert (out / "dataset.json").is_file() and not list(tmp_path.glob("m.partial-*"))
     meta = json.loads((out / "dataset.json").read_text())
     assert hashlib.sha256(json.dumps(meta["counts"]).encode()).hexdigest()  # parseable, complete

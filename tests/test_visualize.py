@@ -235,16 +235,17 @@ def test_images_files_use_the_eval_preprocessing(root, tmp_path, monkeypatch):
 
 
 def test_layer_alias_maps_paper_names_on_every_model():
+    from anet import models
     from anet.models import build
 
     small = {"width": 0.0625, "fc_units": 8}
     vgg = build("vgg16", (32, 32, 1), 3, **small)
     vgg_bn = build("vgg16", (32, 32, 1), 3, batch_norm=True, **small)
     anet = build("anetc6", (67, 67, 1), 3, **small)
-    assert [vis.layer_alias(vgg, n) for n in ("conv1", "conv2", "pool1")] == [
+    assert [models.layer_alias(vgg, n) for n in ("conv1", "conv2", "pool1")] == [
         "conv1_1", "conv2_1", "pool1"]
-    assert vis.layer_alias(vgg_bn, "conv1") == "relu1_1"  # the ReLU output, like fused conv1
-    assert vis.layer_alias(anet, "conv1") == "conv1"
+    assert models.layer_alias(vgg_bn, "conv1") == "relu1_1"  # the ReLU output, like fused conv1
+    assert models.layer_alias(anet, "conv1") == "conv1"
     assert [lay.name for lay in vis.resolve_layers(vgg, ["conv1", "pool_last"])] == [
         "conv1_1", "pool5"]
     with pytest.raises(AnetError, match="no feature-map layer 'fc1'; valid: input, conv1_1"):

@@ -195,3 +195,10 @@ def eval_dataset(
         ds = ds.take(max_batches)
     return ds.prefetch(AUTOTUNE)
 
+
+def empty_split(split: str) -> str:
+    """The one-line error for a split with no examples."""
+    if split == "train":
+        return "the train split is empty; re-run `anet prepare` with smaller --valid/--test-ratio"
+    name = {"valid": "validation"}.get(split, split)
+    return f"the {name} split is empty; re-run `anet prepare` with --{split}-ratio > 0"

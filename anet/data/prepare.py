@@ -38,6 +38,7 @@ from anet.data.info import DATASET_JSON, DatasetInfo, load_dataset
 from anet.data.splits import SPLITS, assign_splits, group_ids
 from anet.errors import AnetError
 from anet.files import atomic_write, check_writable
+from anet.report import table1
 
 JPEG_QUALITY = 95
 SHARD_IMAGES = 10000  # at most this many examples per TFRecord shard
@@ -233,7 +234,7 @@ def write_records(root: Path, blob: Path, facts: dict, split: np.ndarray, channe
     return shards
 
 
-# --------------------------------------------------------------------------- dataset.json + table
+# --------------------------------------------------------------------------- dataset.json
 
 
 def summarize(raw: sources.RawDataset, facts: dict, split: np.ndarray, skipped: list,
@@ -263,17 +264,6 @@ def summarize(raw: sources.RawDataset, facts: dict, split: np.ndarray, skipped: 
         "duplicates": len(labels) - len(set(facts["digest"])), "jpeg_quality": JPEG_QUALITY,
         "skipped": skipped, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def table1(meta: DatasetInfo) -> str:
-    """The paper's Table 1 row for one dataset, as a small aligned text table."""
-    lo, hi = meta.size["min"], meta.size["max"]
-    size = f"{lo[0]} x {lo[1]}" if lo == hi else f"{lo[0]} x {lo[1]} .. {hi[0]} x {hi[1]}"
-    t = meta.totals
-    rows = [("Dataset", "Total", "Train", "Valid", "Test", "Size"),
-            (meta.name, t["total"], t["train"], t["valid"], t["test"], size)]
-    widths = [max(len(str(r[i])) for r in rows) for i in range(6)]
-    return "\n".join(" | ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
 
 
 # --------------------------------------------------------------------------- the command
@@ -379,7 +369,7 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
             meta = load_dataset(out_dir)
             outdir.check_reuse(meta, options, out_dir)
             print(f"{out_dir} already holds a finished dataset (use --force to rebuild)")
-            print(table1(meta))
+            print(table1([meta]))
             return meta
         work = out_dir.parent / f"{out_dir.name}.partial-{os.getpid()}"
         work.mkdir(parents=True)
@@ -393,5 +383,5 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
             raise
         if meta.skipped:
             print(f"skipped {len(meta.skipped)} files (listed in {finished})", file=sys.stderr)
-        print(table1(meta))
+        print(table1([meta]))
         return meta

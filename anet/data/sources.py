@@ -29,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 
 from anet.data import download
 from anet.errors import AnetError
+from anet.files import safe_name
 
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 # The official names; "/" is not allowed in a folder name, so T-shirt/top becomes T-shirt-top.
@@ -288,11 +289,6 @@ def open_cifar(source: str | None, workdir: Path) -> RawDataset:
 
 
 # --------------------------------------------------------------------------- karyotype TIFs
-
-
-def safe_name(text: str) -> str:
-    """A file-name stem safe in any file system (letters, digits, ``-``, ``_``, ``.``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "image"
 
 
 def karyotype_label(text: str) -> int | None:
