@@ -2,22 +2,21 @@
 
 from pathlib import Path
 
+import yaml
+
 from anet.config import load_config
 from tests.tinydata import write_dataset
 
-TINY = """\
-model: {{name: {model}, width: 0.0625, fc_units: 32, dropout: 0.0, weight_decay: 0.0}}
-data: {{dir: {data}, image_size: {size}}}
-train: {{batch_size: 8, epochs: {epochs}, eval_every_steps: 4, checkpoint_every_epochs: 1,
-        optimizer: adam, jit_compile: false}}
-schedule: {{lrs: [0.003, 0.002, 0.001, 0.001], early_break: {{enabled: false}}}}
-run: {{seed: 0}}
-"""
+TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 
 
 def tiny_config(tmp: Path, data: Path, *, model="anetc6", size=67, epochs=3, name="tiny") -> Path:
+    """``configs/tiny.yaml`` with this model, dataset, input size and epochs, as ``tmp/name.yaml``."""
+    raw = yaml.safe_load(TINY.read_text())
+    raw["model"]["name"], raw["train"]["epochs"] = model, epochs
+    raw["data"].update(dir=str(data), image_size=size)
     path = tmp / f"{name}.yaml"
-    path.write_text(TINY.format(model=model, data=data, size=size, epochs=epochs))
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
 
