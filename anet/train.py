@@ -15,6 +15,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -25,7 +27,7 @@ from tqdm import tqdm
 from anet import checkpoints, lock, models, schedule, stall
 from anet.config import Config, to_dict, write_config
 from anet.data import pipeline
-from anet.data.info import load_dataset
+from anet.data.info import DatasetInfo, load_dataset
 from anet.errors import AnetError
 from anet.files import check_writable
 from anet.report import plot_curves
@@ -132,6 +134,39 @@ def make_eval_fn(model):
     return evaluate
 
 
+@dataclass(frozen=True)
+class Loop:
+    """Where training stands; each step makes a new one (a checkpoint records it)."""
+
+    step: int
+    epoch: int  # completed epochs
+    in_epoch: int  # batches of the current epoch done
+    schedule: schedule.ScheduleState  # Algorithm 1's state
+    valid: dict = field(default_factory=dict)  # last validation: valid_acc, valid_loss, valid_step
+    stalled: dict | None = None  # what the stall check found (see _stalled)
+
+
+@dataclass(frozen=True)
+class Session:
+    """What stays fixed while one run trains (built once by :func:`start`)."""
+
+    cfg: Config
+    paths: RunPaths
+    info: DatasetInfo
+    spec: pipeline.Preprocess
+    strategy: tf.distribute.Strategy
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    train_step: Callable
+    evaluate: Callable
+    valid_ds: tf.data.Dataset
+    log: MetricsLog
+    record: dict  # the CheckpointState fields that never change: config, model, classes, shape
+    steps_per_epoch: int
+    budget: int  # steps the run may take (for the stall check)
+    stall_step: int  # the Algorithm 1 check at which the stall check runs
+
+
 def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.CheckpointState:
     """Train (or resume) one experiment in ``run_dir``; returns the final checkpoint state.
 
@@ -140,31 +175,62 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.Checkpo
     paths = RunPaths(run_dir or default_run_dir(cfg))
     if cfg.train.distribute == "multi_worker" and (worker := worker_index()) > 0:
         paths = paths.worker(worker)  # only the chief writes the run itself
-    run_dir = paths.dir
-    for folder in (run_dir, paths.checkpoints, paths.tensorboard):  # before any work, not at the
-        if folder == run_dir or folder.is_dir():                       # first checkpoint
+    for folder in (paths.dir, paths.checkpoints, paths.tensorboard):  # before any work, not at
+        if folder == paths.dir or folder.is_dir():                      # the first checkpoint
             check_writable(folder, "fix its permissions or use another --run-dir")
-    with lock.hold(paths.lock, run_dir), pipeline.read_errors(cfg.data.dir):
-        return _train(cfg, run_dir)
+    with lock.hold(paths.lock, paths.dir), pipeline.read_errors(cfg.data.dir):
+        started = start(cfg, paths)
+        if isinstance(started, checkpoints.CheckpointState):
+            return started  # finished before: nothing to do
+        s, loop = started
+        stop_reason = ""
+        stop = _StopRequest()
+        previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not stop_reason:
+                if stop.requested:
+                    stop_reason = "interrupted"
+                elif loop.epoch >= cfg.train.epochs:
+                    stop_reason = "epochs"
+                else:
+                    loop, stop_reason = train_epoch(s, loop, stop)
+                    if not stop_reason:
+                        loop, stop_reason = end_of_epoch(s, loop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            s.log.close()  # also when a NaN loss or another error ends the run
+        finished = stop_reason != "interrupted"
+        valid = loop.valid
+        if valid.get("valid_step") != loop.step:  # an interrupt saves at once, without validating
+            valid = _valid(s, loop.step) if finished else {}
+        path = save(s, loop, ["final" if finished else "interrupt"], stop_reason=stop_reason,
+                    finished=finished, **valid)
+        plot_curves(paths.dir)
+        final = checkpoints.read_state(path)
+    shown = f"valid acc {valid['valid_acc']:.4f}" if valid else "not validated"
+    print(f"{paths.dir}: stopped at step {loop.step} ({stop_reason}); {shown}; checkpoint {path.name}")
+    if stop_reason == "interrupted":
+        raise KeyboardInterrupt
+    return final
 
 
-def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
+def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.CheckpointState:
+    """Start or resume a run: its session and where the loop continues, or the final
+    checkpoint of a run that needs no more training."""
     info = load_dataset(cfg.data.dir)
     setup(cfg)
     strategy = make_strategy(cfg.train.distribute)
-    distributed = cfg.train.distribute != "none"
-    paths = RunPaths(run_dir)
-    ckpt_root = paths.checkpoints
-    checkpoints.clean_partial(ckpt_root)
-    resume = checkpoints.newest_good(ckpt_root)  # a damaged newer one is skipped, with a notice
+    checkpoints.clean_partial(paths.checkpoints)
+    resume = checkpoints.newest_good(paths.checkpoints)  # a damaged newer one is skipped, with a notice
     if resume:
-        checkpoints.check_resumable(cfg, resume, run_dir)
+        checkpoints.check_resumable(cfg, resume, paths.dir)
         done = checkpoints.finished_reason(resume, cfg)
         if done:
-            print(f"{run_dir}: already finished at step {resume.step} ({done}); nothing to do")
+            print(f"{paths.dir}: already finished at step {resume.step} ({done}); nothing to do")
             return resume
     write_config(cfg, paths.config)
-    record_command(run_dir)
+    record_command(paths.dir)
 
     sc = cfg.schedule
     spec = pipeline.preprocess_spec(cfg.data, info)
@@ -172,7 +238,6 @@ def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
     n_train = info.split_size("train")
     steps_per_epoch = n_train // batch
     budget = stall.budget(cfg.train.epochs, steps_per_epoch, cfg.train.max_steps)
-    stall_step = stall.check_step(budget, cfg.train.stall_share, cfg.train.eval_every_steps)
     if steps_per_epoch == 0:
         raise AnetError(
             f"train.batch_size={batch} is larger than the train split ({n_train} examples); lower it"
@@ -182,144 +247,143 @@ def _train(cfg: Config, run_dir: Path) -> checkpoints.CheckpointState:
     with strategy.scope():
         model = models.build_from_config(
             cfg.model, cfg.data.image_size, spec.channels, info.num_classes)
-        state = schedule.initial_state(sc.levels, sc.lrs, sc.gates)
-        optimizer = make_optimizer(cfg.train, state.lr)
+        loop = Loop(0, 0, 0, schedule.initial_state(sc.levels, sc.lrs, sc.gates))
+        optimizer = make_optimizer(cfg.train, loop.schedule.lr)
         optimizer.build(model.trainable_variables)
-    step, epoch, in_epoch = 0, 0, 0
     if resume:
         saved = checkpoints.load(resume.path, model=model, optimizer=optimizer)
-        state = saved.schedule
-        step, epoch, in_epoch = saved.step, saved.epoch, saved.batch_in_epoch
-        print(f"resuming {run_dir} from {resume.name}: step {step}, epoch {epoch}, "
-              f"best {state.best:.4f}, lr {state.lr:g}")
-    optimizer.learning_rate = state.lr
+        loop = Loop(saved.step, saved.epoch, saved.batch_in_epoch, saved.schedule,
+                    stalled=resume.stalled)  # every later checkpoint still says so
+        print(f"resuming {paths.dir} from {resume.name}: step {loop.step}, epoch {loop.epoch}, "
+              f"best {loop.schedule.best:.4f}, lr {loop.schedule.lr:g}")
+    optimizer.learning_rate = loop.schedule.lr
+    session = Session(
+        cfg=cfg, paths=paths, info=info, spec=spec, strategy=strategy, model=model,
+        optimizer=optimizer,
+        train_step=make_train_step(model, optimizer, strategy, batch, cfg.train.jit_compile,
+                                   distributed=cfg.train.distribute != "none"),
+        evaluate=make_eval_fn(model),
+        valid_ds=pipeline.eval_dataset(cfg.data.dir, "valid", spec, batch_size=batch,
+                                       max_batches=cfg.train.eval_batches),
+        log=MetricsLog(paths.dir, resume_step=loop.step),
+        record=dict(config=to_dict(cfg), model=cfg.model.name, num_classes=info.num_classes,
+                    input_shape=(cfg.data.image_size, cfg.data.image_size, spec.channels)),
+        steps_per_epoch=steps_per_epoch, budget=budget,
+        stall_step=stall.check_step(budget, cfg.train.stall_share, cfg.train.eval_every_steps))
+    return session, loop
 
-    train_step = make_train_step(model, optimizer, strategy, batch, cfg.train.jit_compile,
-                                 distributed=distributed)
-    evaluate = make_eval_fn(model)
-    valid_ds = pipeline.eval_dataset(cfg.data.dir, "valid", spec, batch_size=batch,
-                                     max_batches=cfg.train.eval_batches)
-    log = MetricsLog(run_dir, resume_step=step)
-    ctx = dict(config=to_dict(cfg), model=cfg.model.name, num_classes=info.num_classes,
-               input_shape=(cfg.data.image_size, cfg.data.image_size, spec.channels))
-    if resume and resume.stalled:  # every later checkpoint still says so
-        ctx["stalled"] = resume.stalled
 
-    def diverged(what: str) -> AnetError:
-        last = checkpoints.latest(ckpt_root)
-        where = last.name if last else "none"
-        return AnetError(f"step {step}: {what}; stopped. Last good checkpoint: {where}. "
-                         "Lower schedule.lrs or check the data")
-
-    def save(reasons, **extra) -> Path:
-        # The update of this step may have made weights inf/NaN before any loss shows it:
-        # never store those as a checkpoint that later looks good.
-        if not all(np.isfinite(w).all() for w in model.get_weights()):
-            raise diverged("weights are not finite")
-        row = checkpoints.CheckpointState(**ctx, step=step, epoch=epoch, batch_in_epoch=in_epoch,
-                                          schedule=state, reasons=tuple(reasons), **extra)
-        path = checkpoints.save(ckpt_root, model=model, optimizer=optimizer, state=row)
-        checkpoints.prune_periodic(ckpt_root, cfg.run.keep_checkpoints)
-        return path
-
-    stop_reason, last_valid = "", {}
-    stop = _StopRequest()
-    previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while not stop_reason:
-            if stop.requested:
-                stop_reason = "interrupted"
-                break
-            if epoch >= cfg.train.epochs:
-                stop_reason = "epochs"
-                break
-            ds = pipeline.train_dataset(
-                cfg.data.dir, spec, batch_size=batch, epoch=epoch, seed=cfg.run.seed,
-                skip_batches=in_epoch, augment_images=cfg.data.augment,
-                shuffle_buffer=cfg.data.shuffle_buffer)
-            ds = strategy.experimental_distribute_dataset(ds) if distributed else ds
-            # A context manager, so an error or Ctrl-C clears the bar before its message prints.
-            with tqdm(total=steps_per_epoch, initial=in_epoch, desc=f"epoch {epoch + 1}",
-                      unit="batch", leave=False, dynamic_ncols=True) as bar:
+def train_epoch(s: Session, loop: Loop, stop: _StopRequest) -> tuple[Loop, str]:
+    """The rest of the current epoch, step by step; returns the loop state and why it stopped
+    early ('' when the epoch ran to its end)."""
+    cfg = s.cfg
+    batch, eb = cfg.train.batch_size, cfg.schedule.early_break
+    ds = pipeline.train_dataset(
+        cfg.data.dir, s.spec, batch_size=batch, epoch=loop.epoch, seed=cfg.run.seed,
+        skip_batches=loop.in_epoch, augment_images=cfg.data.augment,
+        shuffle_buffer=cfg.data.shuffle_buffer)
+    ds = s.strategy.experimental_distribute_dataset(ds) if cfg.train.distribute != "none" else ds
+    # A context manager, so an error or Ctrl-C clears the bar before its message prints.
+    with tqdm(total=s.steps_per_epoch, initial=loop.in_epoch, desc=f"epoch {loop.epoch + 1}",
+              unit="batch", leave=False, dynamic_ncols=True) as bar:
+        window = _new_window()
+        for xy in ds:
+            loss, correct = (float(v) for v in s.train_step(xy))
+            loop = dataclasses.replace(loop, step=loop.step + 1, in_epoch=loop.in_epoch + 1)
+            batch_acc = correct / batch
+            if not math.isfinite(loss):
+                raise _diverged(s, loop.step, f"training loss is {loss}")
+            loop = dataclasses.replace(loop, schedule=dataclasses.replace(
+                loop.schedule, streak=schedule.update_streak(
+                    loop.schedule.streak, batch_acc, eb.train_expectation)))
+            window["loss"] += loss
+            window["correct"] += correct
+            window["n"] += 1
+            bar.update(1)
+            if schedule.is_check_step(loop.step, cfg.train.eval_every_steps):
+                loop, stop_reason = check(s, loop, window, batch_acc, bar)
                 window = _new_window()
-                for xy in ds:
-                    loss, correct = (float(v) for v in train_step(xy))
-                    step += 1
-                    in_epoch += 1
-                    batch_acc = correct / batch
-                    if not math.isfinite(loss):
-                        raise diverged(f"training loss is {loss}")
-                    state = dataclasses.replace(state, streak=schedule.update_streak(
-                        state.streak, batch_acc, sc.early_break.train_expectation))
-                    window["loss"] += loss
-                    window["correct"] += correct
-                    window["n"] += 1
-                    bar.update(1)
-                    if schedule.is_check_step(step, cfg.train.eval_every_steps):
-                        row = _window_row(window, batch, step, epoch, state.lr)
-                        if sc.monitor == "valid":
-                            last_valid = _valid(evaluate, valid_ds, step)
-                            row.update(last_valid)
-                        acc = row["valid_acc"] if sc.monitor == "valid" else batch_acc
-                        state, need_save = schedule.check_and_adjust(acc, state, sc.levels, sc.lrs, sc.gates)
-                        optimizer.learning_rate = state.lr
-                        row.update(kind="check", batch_acc=batch_acc, monitored=acc, best=state.best,
-                                   next_lr=state.lr, saved=need_save)
-                        if need_save:
-                            fresh = last_valid if last_valid.get("valid_step") == step else {}
-                            save(["check"], monitored=acc, train_acc=batch_acc, **fresh)
-                        log.log(row)
-                        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
-                                        lr=f"{state.lr:g}", ips=f"{row['images_per_sec']:.0f}")
-                        window = _new_window()
-                        if step == stall_step and stall.at_chance(
-                                row["train_acc"], info.num_classes, row["train_loss"]):
-                            ctx["stalled"] = _stalled(row, info.num_classes, cfg.train.on_stall)
-                            log.log(dict(kind="stall", epoch=epoch, **ctx["stalled"]))
-                            bar.clear()
-                            print(stall.train_warning(
-                                step, budget, row["train_acc"], row["train_loss"],
-                                info.num_classes, cfg.train.on_stall == "stop"), file=sys.stderr)
-                            if cfg.train.on_stall == "stop":
-                                stop_reason = "stalled"
-                                break
-                    if cfg.train.max_steps and step >= cfg.train.max_steps:
-                        stop_reason = "max_steps"
-                        break
-                    if stop.requested:  # checked between steps: weights and step agree
-                        stop_reason = "interrupted"
-                        break
-            if stop_reason:
-                break
-            epoch, in_epoch = epoch + 1, 0
-            last_valid = _valid(evaluate, valid_ds, step)
-            log.log(dict(kind="epoch", step=step, epoch=epoch, lr=state.lr, streak=state.streak,
-                         **last_valid))
-            eb = sc.early_break
-            if eb.enabled and schedule.should_break(
-                    last_valid["valid_acc"], state.streak, eb.valid_expectation, eb.consecutive):
-                stop_reason = "early_break"
-            elif epoch % cfg.train.checkpoint_every_epochs == 0:
-                save(["periodic"], **last_valid)
-            print(f"epoch {epoch}: step {step}, valid acc {last_valid['valid_acc']:.4f}, "
-                  f"loss {last_valid['valid_loss']:.4f}, lr {state.lr:g}")
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        log.close()  # also when a NaN loss or another error ends the run
-    finished = stop_reason != "interrupted"
-    if last_valid.get("valid_step") != step:  # an interrupt saves at once, without validating
-        last_valid = _valid(evaluate, valid_ds, step) if finished else {}
-    path = save(["final" if finished else "interrupt"], stop_reason=stop_reason,
-                finished=finished, **last_valid)
+                if stop_reason:
+                    return loop, stop_reason
+            if cfg.train.max_steps and loop.step >= cfg.train.max_steps:
+                return loop, "max_steps"
+            if stop.requested:  # checked between steps: weights and step agree
+                return loop, "interrupted"
+    return loop, ""
 
-    plot_curves(run_dir)
-    final = checkpoints.read_state(path)
-    valid = f"valid acc {last_valid['valid_acc']:.4f}" if last_valid else "not validated"
-    print(f"{run_dir}: stopped at step {step} ({stop_reason}); {valid}; checkpoint {path.name}")
-    if stop_reason == "interrupted":
-        raise KeyboardInterrupt
-    return final
+
+def check(s: Session, loop: Loop, window: dict, batch_acc: float, bar) -> tuple[Loop, str]:
+    """Algorithm 1 at a check step (adjust the learning rate, save when the gain passes the
+    gate), its metrics row, and the one stall check; returns the loop state and 'stalled'
+    when the run must stop ('' otherwise)."""
+    cfg, sc = s.cfg, s.cfg.schedule
+    row = _window_row(window, cfg.train.batch_size, loop.step, loop.epoch, loop.schedule.lr)
+    if sc.monitor == "valid":
+        loop = dataclasses.replace(loop, valid=_valid(s, loop.step))
+        row.update(loop.valid)
+    acc = row["valid_acc"] if sc.monitor == "valid" else batch_acc
+    state, need_save = schedule.check_and_adjust(acc, loop.schedule, sc.levels, sc.lrs, sc.gates)
+    loop = dataclasses.replace(loop, schedule=state)
+    s.optimizer.learning_rate = state.lr
+    row.update(kind="check", batch_acc=batch_acc, monitored=acc, best=state.best,
+               next_lr=state.lr, saved=need_save)
+    if need_save:
+        fresh = loop.valid if loop.valid.get("valid_step") == loop.step else {}
+        save(s, loop, ["check"], monitored=acc, train_acc=batch_acc, **fresh)
+    s.log.log(row)
+    bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
+                    lr=f"{state.lr:g}", ips=f"{row['images_per_sec']:.0f}")
+    num_classes = s.info.num_classes
+    if loop.step == s.stall_step and stall.at_chance(row["train_acc"], num_classes,
+                                                     row["train_loss"]):
+        loop = dataclasses.replace(loop, stalled=_stalled(row, num_classes, cfg.train.on_stall))
+        s.log.log(dict(kind="stall", epoch=loop.epoch, **loop.stalled))
+        bar.clear()
+        print(stall.train_warning(loop.step, s.budget, row["train_acc"], row["train_loss"],
+                                  num_classes, cfg.train.on_stall == "stop"), file=sys.stderr)
+        if cfg.train.on_stall == "stop":
+            return loop, "stalled"
+    return loop, ""
+
+
+def end_of_epoch(s: Session, loop: Loop) -> tuple[Loop, str]:
+    """Validate, log, then the early break or the periodic checkpoint; returns the loop state
+    and 'early_break' when the run is done ('' otherwise)."""
+    cfg = s.cfg
+    loop = dataclasses.replace(loop, epoch=loop.epoch + 1, in_epoch=0)
+    loop = dataclasses.replace(loop, valid=_valid(s, loop.step))
+    s.log.log(dict(kind="epoch", step=loop.step, epoch=loop.epoch, lr=loop.schedule.lr,
+                   streak=loop.schedule.streak, **loop.valid))
+    eb, stop_reason = cfg.schedule.early_break, ""
+    if eb.enabled and schedule.should_break(
+            loop.valid["valid_acc"], loop.schedule.streak, eb.valid_expectation, eb.consecutive):
+        stop_reason = "early_break"
+    elif loop.epoch % cfg.train.checkpoint_every_epochs == 0:
+        save(s, loop, ["periodic"], **loop.valid)
+    print(f"epoch {loop.epoch}: step {loop.step}, valid acc {loop.valid['valid_acc']:.4f}, "
+          f"loss {loop.valid['valid_loss']:.4f}, lr {loop.schedule.lr:g}")
+    return loop, stop_reason
+
+
+def save(s: Session, loop: Loop, reasons: list[str], **extra) -> Path:
+    """Checkpoint the current weights, optimizer and ``loop`` (then prune periodic ones)."""
+    # The update of this step may have made weights inf/NaN before any loss shows it:
+    # never store those as a checkpoint that later looks good.
+    if not all(np.isfinite(w).all() for w in s.model.get_weights()):
+        raise _diverged(s, loop.step, "weights are not finite")
+    state = checkpoints.CheckpointState(
+        **s.record, step=loop.step, epoch=loop.epoch, batch_in_epoch=loop.in_epoch,
+        schedule=loop.schedule, reasons=tuple(reasons), stalled=loop.stalled, **extra)
+    path = checkpoints.save(s.paths.checkpoints, model=s.model, optimizer=s.optimizer, state=state)
+    checkpoints.prune_periodic(s.paths.checkpoints, s.cfg.run.keep_checkpoints)
+    return path
+
+
+def _diverged(s: Session, step: int, what: str) -> AnetError:
+    last = checkpoints.latest(s.paths.checkpoints)
+    where = last.name if last else "none"
+    return AnetError(f"step {step}: {what}; stopped. Last good checkpoint: {where}. "
+                     "Lower schedule.lrs or check the data")
 
 
 def _stalled(row: dict, num_classes: int, action: str) -> dict:
@@ -340,8 +404,8 @@ def _window_row(window: dict, batch: int, step: int, epoch: int, lr: float) -> d
                 train_acc=window["correct"] / (n * batch), images_per_sec=n * batch / seconds)
 
 
-def _valid(evaluate, valid_ds, step: int) -> dict:
-    r = evaluate(valid_ds)
+def _valid(s: Session, step: int) -> dict:
+    r = s.evaluate(s.valid_ds)
     acc, loss = r["acc"], r["loss"]
     return {"valid_acc": acc, "valid_loss": loss, "valid_step": step}
 
