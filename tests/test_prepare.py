@@ -29,8 +29,7 @@ from tests.conftest import (
     write_idx,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-ANET = ROOT / ".venv" / "bin" / "anet"
+ANET = [sys.executable, "-m", "anet.cli"]  # the venv's interpreter, also from a worktree
 
 
 def run_cli(args, capsys) -> tuple[int, str, str]:
@@ -306,7 +305,7 @@ def test_prepare_no_usable_images(tmp_path):
 def test_sigkill_midway_leaves_no_finished_dataset(tmp_path):
     src = make_idx_dir(tmp_path / "idx", n_train=3000, n_test=500)
     out = tmp_path / "m"
-    cmd = [str(ANET), "prepare", "--dataset", "mnist", "--source", str(src), "--out", str(out),
+    cmd = [*ANET, "prepare", "--dataset", "mnist", "--source", str(src), "--out", str(out),
            "--workers", "1"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
