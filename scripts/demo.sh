@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: the embedded default end to end on 2 CPU cores (about 5 minutes):
+# `make demo`: the embedded default end to end on 2 CPU cores (the README gives a measured time):
 # synthetic karyotypes -> prepare -> train a narrow ANet-c6 -> evaluate -> report -> visualize
 # -> predict -> the whole run as one self-contained page, runs/demo_report.html.
 # Re-running skips what is finished (prepare says so; train resumes or does nothing).
