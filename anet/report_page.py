@@ -358,6 +358,10 @@ def build(experiments: list[Experiment], figdir: Path, command: str, extra_datas
                    "run folders; nothing was trained or evaluated to make it.", "note")]
     blocks += _todo_section(experiments)
     blocks += [Heading("Table 1. Datasets", id="table1-h"), table1(experiments, extra_datasets)]
+    gone = sorted({f"`{r.dataset}` ({r.name})" for r in runs if r.dataset_info is None and r.dataset})
+    if gone:
+        blocks.append(Para("No dataset.json found (folder moved or deleted) for: " + ", ".join(gone)
+                           + "; Table 1 has no row for it.", "note"))
     blocks += [Heading("Table 2. Accuracy", id="table2-h")]
     if done:
         blocks += [table2(experiments), per_run_table(experiments)]

@@ -27,7 +27,7 @@ class Page(HTMLParser):
         super().__init__()
         self.tables, self.images, self.urls, self.headings = [], [], [], []
         self._cell = self._row = self._table = self._heading = self._caption = None
-        self.caption = ""
+        self.caption, self.text = "", ""
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
@@ -62,6 +62,7 @@ class Page(HTMLParser):
             self._heading = None
 
     def handle_data(self, data):
+        self.text += data
         if self._cell is not None:
             self._cell.append(data)
         if self._heading is not None:
@@ -270,6 +271,18 @@ def test_corrupt_eval_json_is_listed_not_dropped(tmp_path):
     (run / "eval.json").write_text("{")
     (view,) = collect([run])[0].runs
     assert view.eval is None and "not valid JSON" in view.todo
+
+
+def test_dataset_folder_gone_is_said(tmp_path):
+    import shutil
+
+    data = dataset(tmp_path, "mnist", ["0", "1"])
+    run = fake_run(tmp_path / "r", data, "anetc6", (1, 1, 1))
+    shutil.rmtree(data)
+    write_report([run], html_out=tmp_path / "p.html")
+    page = Page((tmp_path / "p.html").read_text())
+    assert page.table("table1")["rows"][1:] == []
+    assert "No dataset.json found (folder moved or deleted) for: mnist (r)" in page.text
 
 
 def test_foreign_checkpoint_state_is_listed_not_fatal(tmp_path):
