@@ -19,9 +19,9 @@ from pathlib import Path
 
 from anet.data.info import load_dataset
 from anet.errors import AnetError
-from anet.files import atomic_write
+from anet.files import atomic_write, safe_name
 from anet.report_data import collect
-from anet.report_page import Code, Figure, Group, Heading, Para, Table, build, slug
+from anet.report_page import Code, Figure, Group, Heading, Para, Table, build
 
 CSS = """
 :root { --ink: #1d2433; --muted: #5b6475; --line: #d9dde5; --paper: #f3f1e7; --todo: #fff4d6; }
@@ -172,7 +172,7 @@ def to_markdown(title: str, blocks: list, image_dir: Path, rel: str) -> str:
             out.append("\n".join(lines))
         elif isinstance(b, Figure):
             figures += 1
-            name = f"{figures:02d}-{slug(Path(b.path).stem)}.png"
+            name = f"{figures:02d}-{safe_name(Path(b.path).stem)}.png"
             shutil.copyfile(b.path, image_dir / name)
             out.append(f"![{_md_cell(b.caption)}]({rel}/{name})\n\n*{b.caption}*")
         elif isinstance(b, Code):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from anet import paper
 from anet.data.splits import SPLITS
-from anet.report import fmt_acc, plot_figure3, table1_rows
+from anet.files import safe_name
+from anet.report import fmt_acc, fmt_num, plot_figure3, table1_rows
 from anet.report_data import SEED_DIR, Experiment, RunView, datasets, fmt_mean_std, read_json
 from anet.runlog import code_version
 from anet.runs import RunPaths
@@ -67,11 +68,6 @@ class Code:
 @dataclass(frozen=True)
 class Group:
     blocks: tuple  # shown side by side where the page is wide enough, else one after another
-
-
-def slug(text: str) -> str:
-    """An id/file-name-safe version of ``text``."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-").lower() or "x"
 
 
 # --------------------------------------------------------------------------- tables
@@ -174,7 +170,7 @@ def _figure3(experiments: list[Experiment], figdir: Path) -> list:
             blocks.append(Para(f"{e.label} ({e.model} on {e.dataset}): no metrics.jsonl yet.", "note"))
             continue
         path = plot_figure3(panels, f"{e.model} on {e.dataset}: {e.label}",
-                            figdir / f"figure3-{slug(e.label)}-{slug(e.model)}-{slug(e.dataset)}.png")
+                            figdir / f"{safe_name(f'figure3-{e.label}-{e.model}-{e.dataset}')}.png")
         blocks.append(Figure(path, f"Figure 3, {e.model} on {e.dataset} ({e.label}, "
                              f"{len(panels)} run{'s' if len(panels) > 1 else ''}): light green "
                              "training accuracy (mean since the last check), dark green validation "
@@ -191,7 +187,7 @@ def _smoothness(vis: dict, folder: str) -> Table:
         for layer in run.get("layers", []):
             rows.append((f"{_run_label(run.get('run', '?'))} ({run.get('model', '?')})",
                          layer.get("name", "?"), "x".join(map(str, layer.get("shape", []))),
-                         *(_num(layer.get(k)) for k in ("smoothness", "noise_smoothness",
+                         *(fmt_num(layer.get(k), 3, "n/a") for k in ("smoothness", "noise_smoothness",
                                                          "dead_fraction"))))
     return Table(("Run", "Layer", "Shape", "Smoothness", "White noise", "Dead channels"),
                  tuple(rows), f"Smoothness of the layer outputs in {folder} (1 smooth, 0 "
@@ -203,10 +199,6 @@ def _run_label(path: str) -> str:
     """``runs/x/seed-0`` -> ``x/seed-0``, ``runs/y`` -> ``y`` (as the page names runs)."""
     p = Path(path)
     return f"{p.parent.name}/{p.name}" if SEED_DIR.fullmatch(p.name) else p.name
-
-
-def _num(v) -> str:
-    return f"{v:.3f}" if isinstance(v, (int, float)) else "n/a"
 
 
 def _figure4(experiments: list[Experiment], command: str) -> list:
@@ -274,7 +266,7 @@ def _karyotype(r: RunView) -> list:
 def _run_section(r: RunView, figdir: Path) -> list:
     from anet.evaluate import plot_confusion
 
-    blocks = [Heading(f"{r.name}: {r.model} on {r.dataset}", 3, id=f"run-{slug(r.name)}")]
+    blocks = [Heading(f"{r.name}: {r.model} on {r.dataset}", 3, id=f"run-{safe_name(r.name)}")]
     if not r.eval:
         return blocks + [Para(r.todo or "not evaluated", "todo")]
     ch, acc, ev = r.chosen, r.eval["accuracy"], r.eval
@@ -286,7 +278,7 @@ def _run_section(r: RunView, figdir: Path) -> list:
     side = []  # the confusion matrix and the per-class table, side by side on a wide page
     if ev.get("confusion") and ev.get("classes"):
         split = ev.get("split", "test")
-        path = plot_confusion(ev["confusion"], ev["classes"], figdir / f"confusion-{slug(r.name)}.png",
+        path = plot_confusion(ev["confusion"], ev["classes"], figdir / f"confusion-{safe_name(r.name)}.png",
                               title=f"{r.name}: {split} confusion (row-normalised)", normalize=True)
         side.append(Figure(path, f"Confusion matrix of {r.name} on {split}, each row divided by "
                            "the class's count (recall on the diagonal)."))
@@ -320,7 +312,7 @@ def _methods(experiments: list[Experiment]) -> list:
     blocks = [Heading("Methods: commands, configs, data and code", id="methods")]
     for e in experiments:
         for r in e.runs:
-            blocks.append(Heading(r.name, 3, id=f"methods-{slug(r.name)}"))
+            blocks.append(Heading(r.name, 3, id=f"methods-{safe_name(r.name)}"))
             blocks.append(Code(_commands(r), "Commands that produced this run"))
             d = (r.eval or {}).get("dataset") or {}
             m = r.dataset_info
