@@ -69,9 +69,12 @@ class Experiment:
 def expand_seed_runs(paths) -> list[tuple[str, list[Path]]]:
     """(label, run folders) per experiment: a folder holding ``seed-N`` folders is one experiment
     of all of them; ``X/seed-N`` folders given one by one join their parent's group; any other
-    folder is its own experiment. Order follows the arguments."""
+    folder is its own experiment; files are skipped with a notice. Order follows the arguments."""
     groups: dict[str, list[Path]] = {}
     for p in map(Path, paths):
+        if p.is_file():  # e.g. runs/* also matching a report written there: not a run
+            print(f"notice: skipping {p}: a file, not a run folder")
+            continue
         if not p.is_dir():
             raise AnetError(f"{p}: no such run directory")
         seeds = sorted((d for d in p.iterdir() if d.is_dir() and SEED_DIR.fullmatch(d.name)),
@@ -179,6 +182,8 @@ def collect(paths) -> list[Experiment]:
         for key in dict.fromkeys((v.model or "?", v.dataset or "?") for v in views):
             members = tuple(v for v in views if (v.model or "?", v.dataset or "?") == key)
             out.append(Experiment(label=label, model=key[0], dataset=key[1], runs=members))
+    if not out:
+        raise AnetError("no run folders among the arguments; pass run directories")
     return out
 
 

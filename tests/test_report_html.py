@@ -225,7 +225,9 @@ def test_nothing_evaluated_still_makes_a_page(runs, tmp_path):
 def test_seed_grouping(tmp_path):
     for d in ("a/seed-1", "a/seed-0", "a/seed-10", "b", "c/seed-2"):
         (tmp_path / d).mkdir(parents=True)
-    groups = expand_seed_runs([tmp_path / "a", tmp_path / "b", tmp_path / "c" / "seed-2"])
+    (tmp_path / "report.html").write_text("")  # runs/* may match a report written there
+    groups = expand_seed_runs([tmp_path / "a", tmp_path / "b", tmp_path / "c" / "seed-2",
+                               tmp_path / "report.html"])
     assert groups == [("a", [tmp_path / "a" / f"seed-{i}" for i in (0, 1, 10)]),
                       ("b", [tmp_path / "b"]), ("c", [tmp_path / "c" / "seed-2"])]
 
