@@ -144,14 +144,27 @@ ckpt_dir_option = click.option(
               help="Evaluation batch size (default: the config's train.batch_size).")
 @click.option("--train-batches", type=click.IntRange(min=0), default=0, show_default=True,
               help="Batches of the train split for train accuracy (0 = whole split).")
+@click.option("--predictions", type=click.Path(), default=None, metavar="CSV",
+              help="Also write per-image predictions (file, cell, split, true, predicted, "
+                   "probability) of valid and --split to this CSV.")
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Magnification of the dataset's images relative to the training images "
+                   "(data.resize: pad runs only).")
 @set_option
-def evaluate(ckpt_dir, split, ckpt, batch_size, train_batches, overrides) -> None:
-    """Score every checkpoint on valid, test the best one; writes eval.json and plots."""
-    from anet.evaluate import evaluate as run_evaluate
-    from anet.runs import latest_run
+def evaluate(ckpt_dir, split, ckpt, batch_size, train_batches, predictions, scale,
+             overrides) -> None:
+    """Score every checkpoint on valid, test the best one; writes eval.json and plots.
 
-    run_evaluate(ckpt_dir or latest_run(), split=split, ckpt=ckpt, batch_size=batch_size or 0,
-                 train_batches=train_batches, overrides=overrides)
+    With --set data.dir=OTHER the run's selected checkpoint is scored on another prepared
+    dataset (read with the run's own input contract) and written to eval-NAME.json; the
+    run's eval.json is kept.
+    """
+    from anet.evaluate import evaluate as run_evaluate
+    from anet.runs import pick_run
+
+    run_evaluate(pick_run(ckpt_dir), split=split, ckpt=ckpt, batch_size=batch_size or 0,
+                 train_batches=train_batches, scale=scale, predictions=predictions,
+                 overrides=overrides)
 
 
 class _ManyValues(click.Command):
@@ -232,13 +245,25 @@ def report(runs, datasets, as_csv, html_out, md_out, visualize) -> None:
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--ckpt", default=None,
               help="Checkpoint name or step (default: evaluate's choice, else best valid, else latest).")
+@click.option("--out", type=click.Path(), default=None,
+              help="Also write the predictions as CSV (path, top-k classes and probabilities, "
+                   "flags, run, checkpoint; unreadable files with their reason).")
+@click.option("--min-confidence", type=float, default=0.5, show_default=True,
+              help="Flag predictions whose top probability is below this (low-confidence).")
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Magnification of these images relative to the training images "
+                   "(e.g. 0.5 for images taken at twice the size); data.resize: pad runs only.")
 @set_option
-def predict(ckpt_dir, images, top_k, ckpt, overrides) -> None:
-    """Top-k classes with probabilities for JPG, PNG or TIF IMAGES."""
-    from anet.predict import predict as run_predict
-    from anet.runs import latest_run
+def predict(ckpt_dir, images, top_k, ckpt, out, min_confidence, scale, overrides) -> None:
+    """Top-k classes for JPG/PNG/TIF IMAGES: files, folders (recursive) or glob patterns.
 
-    run_predict(ckpt_dir or latest_run(), list(images), top_k=top_k, ckpt=ckpt, overrides=overrides)
+    Unreadable files are reported and skipped; the exit code is then 1.
+    """
+    from anet.predict import predict as run_predict
+
+    result = run_predict(ckpt_dir, list(images), top_k=top_k, ckpt=ckpt, out=out,
+                         min_confidence=min_confidence, scale=scale, overrides=overrides)
+    sys.exit(1 if result.skipped else 0)
 
 
 @cli.command()
@@ -248,11 +273,11 @@ def predict(ckpt_dir, images, top_k, ckpt, overrides) -> None:
               help="Checkpoint name or step (default: evaluate's choice, else best valid, else latest).")
 @set_option
 def export(ckpt_dir, out, ckpt, overrides) -> None:
-    """SavedModel serving raw image bytes (+ model.keras) of the chosen checkpoint."""
-    from anet.predict import export as run_export
-    from anet.runs import latest_run
+    """SavedModel (signatures for encoded images and for decoded pixels) + model.keras +
+    export.json (classes, input contract, checkpoint, accuracies, dataset, anet version)."""
+    from anet.export import export as run_export
 
-    run_export(ckpt_dir or latest_run(), out, ckpt=ckpt, overrides=overrides)
+    run_export(ckpt_dir, out, ckpt=ckpt, overrides=overrides)
 
 
 def main() -> None:

@@ -10,7 +10,9 @@ confusion matrix, config hash, dataset identity, per-cell karyotype accuracy whe
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import sys
 import time
@@ -25,7 +27,7 @@ from anet.errors import AnetError
 from anet.files import atomic_write, check_writable
 from anet.plotting import pyplot, save_figure
 from anet.runlog import record_command
-from anet.runs import RunPaths, build_model, check_fits, open_run
+from anet.runs import RunPaths, build_model, check_fits, choose_checkpoint, open_run
 
 REPORTED = ("valid", "test")  # --split choices (selection always reads valid)
 ERROR_IMAGES = 32  # misclassified examples kept for errors.png
@@ -82,32 +84,77 @@ def _forward(model):
 
 
 def _collect(forward, ds, split: str) -> dict:
-    """Probabilities, labels, filenames and cells of a split, plus some misclassified images."""
-    probs, labels, names, cells, errors = [], [], [], [], []
-    for x, y, fname, cell in ds:
+    """Probabilities, labels, filenames, cells and stored sizes of a split, plus the first
+    ERROR_IMAGES misclassified inputs (with their file and cell) for errors.png."""
+    probs, labels, names, cells, sizes, errors = [], [], [], [], [], []
+    for x, y, fname, cell, hw in ds:
         p = forward(x).numpy()
         y = y.numpy()
+        fname, cell = [f.decode("utf-8") for f in fname.numpy()], [c.decode("utf-8") for c in cell.numpy()]
         wrong = np.flatnonzero(p.argmax(axis=1) != y)
         for i in wrong[: max(ERROR_IMAGES - len(errors), 0)]:
-            errors.append((x[i].numpy(), int(y[i]), int(p[i].argmax()), float(p[i].max())))
+            errors.append((x[i].numpy(), int(y[i]), int(p[i].argmax()), float(p[i].max()),
+                           fname[i], cell[i]))
         probs.append(p)
         labels.append(y)
-        names += [f.decode("utf-8") for f in fname.numpy()]
-        cells += [c.decode("utf-8") for c in cell.numpy()]
+        names += fname
+        cells += cell
+        sizes.append(hw.numpy())
     if not probs:
         from anet.data.pipeline import empty_split  # TF is loaded by now
 
         raise AnetError(empty_split(split))
     return {"probs": np.concatenate(probs), "labels": np.concatenate(labels), "filenames": names,
-            "cells": cells, "errors": errors}
+            "cells": cells, "sizes": np.concatenate(sizes), "errors": errors, "split": split}
+
+
+def misclassified(out: dict, classes) -> list[dict]:
+    """Every misclassified example of a collected split: file, cell, true, predicted, prob."""
+    preds = out["probs"].argmax(axis=1)
+    return [{"file": out["filenames"][i], "cell": out["cells"][i],
+             "true": classes[out["labels"][i]], "predicted": classes[preds[i]],
+             "probability": round(float(out["probs"][i, preds[i]]), 6)}
+            for i in np.flatnonzero(preds != out["labels"])]
+
+
+def predictions_csv(parts: list[dict], classes) -> str:
+    """Per-example predictions of collected splits: file, cell, split, true, predicted, the
+    predicted class's probability, the true class's probability, correct (1/0)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["file", "cell", "split", "true", "predicted", "probability", "true_probability",
+                "correct"])
+    for out in parts:
+        preds = out["probs"].argmax(axis=1)
+        for i, (f, c, y, p) in enumerate(zip(out["filenames"], out["cells"], out["labels"], preds)):
+            w.writerow([f, c, out["split"], classes[y], classes[p], f"{out['probs'][i, p]:.6f}",
+                        f"{out['probs'][i, y]:.6f}", int(p == y)])
+    return buf.getvalue()
+
+
+def other_dataset(spec, ident: dict) -> str:
+    """'' when ``ident`` (see dataset_identity) is the dataset the run was trained on; else a
+    file-safe name for results on it (its name, plus its hash when the names are equal)."""
+    from anet.data.sources import safe_name
+
+    if not spec.dataset_sha256 or ident["sha256"] == spec.dataset_sha256:
+        return ""
+    name = safe_name(str(ident["name"]))
+    return name if name != safe_name(spec.dataset or "") else f"{name}-{ident['sha256'][:8]}"
 
 
 # --------------------------------------------------------------------------- the command
 
 
 def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = None,
-             batch_size: int = 0, train_batches: int = 0, overrides=()) -> dict:
+             batch_size: int = 0, train_batches: int = 0, scale: float = 1.0,
+             predictions: str | Path | None = None, overrides=()) -> dict:
     """Select the best checkpoint on valid, report it on ``split``; writes eval.json and plots.
+
+    Images are read by the run's input contract (normalisation, size, classes of training),
+    whatever ``data.dir`` is. On another dataset (``--set data.dir=OTHER``) the run's selected
+    checkpoint is reported, not re-selected, and the result goes to ``eval-NAME.json`` (and
+    ``eval-NAME-confusion.png``, ``-errors.png``); the run's own ``eval.json`` is never replaced.
 
     Args:
         split: the split whose per-class metrics and confusion matrix are reported
@@ -115,6 +162,8 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
         ckpt: score only this checkpoint (a name like ``ckpt-00000072`` or a step).
         batch_size: evaluation batch size (0: the config's ``train.batch_size``).
         train_batches: cap on batches of the train split for train accuracy (0: whole split).
+        scale: magnification of these images relative to the training images (pad runs).
+        predictions: also write per-example predictions (valid and ``split``) to this CSV.
     Returns:
         The eval.json dict.
     """
@@ -122,25 +171,33 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
 
     if split not in REPORTED:
         raise AnetError(f"--split must be one of {', '.join(REPORTED)}, got {split!r}")
+    predictions = Path(predictions) if predictions is not None else None
+    if predictions is not None and (predictions.is_dir() or not predictions.parent.is_dir()):
+        raise AnetError(f"--predictions {predictions}: name a .csv file in an existing folder")
     run = open_run(run_dir, overrides)
     check_writable(run.dir, "evaluate writes eval.json there; fix its permissions")
     with pipeline.read_errors(run.cfg.data.dir):  # a damaged shard: one line naming it
         return _evaluate(run, split=split, ckpt=ckpt, batch_size=batch_size,
-                         train_batches=train_batches)
+                         train_batches=train_batches, scale=scale, predictions=predictions)
 
 
-def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batches: int) -> dict:
+def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batches: int,
+              scale: float, predictions: Path | None) -> dict:
     from anet.data import pipeline
+    from anet.data.contract import check_dataset
     from anet.train import make_eval_fn
 
-    info, spec = run.dataset, run.spec()
-    classes = list(info.classes)
+    info, spec = run.dataset, run.contract
     data_dir, batch = run.cfg.data.dir, batch_size or run.cfg.train.batch_size
-    if ckpt:
-        candidates, broken = [run.checkpoint(ckpt)], []
-        if why := checkpoints.damaged(candidates[0].path):
-            raise AnetError(f"{candidates[0].path}: checkpoint is damaged ({why}); pick another "
-                            "with --ckpt")
+    check_dataset(spec, info)
+    classes, read = list(spec.classes), spec.scaled(scale)
+    ident = dataset_identity(info)
+    other = other_dataset(spec, ident)
+    if ckpt or other:  # on other data the run's selection is kept, never re-selected
+        one, selected_why = (run.checkpoint(ckpt), "--ckpt") if ckpt else choose_checkpoint(run)
+        candidates, broken = [one], []
+        if why := checkpoints.damaged(one.path):
+            raise AnetError(f"{one.path}: checkpoint is damaged ({why}); pick another with --ckpt")
     else:  # damaged checkpoints are skipped (with a notice) and listed in eval.json
         candidates, broken = checkpoints.split_damaged(run.paths.checkpoints, list(run.ckpts))
         if not candidates:
@@ -151,7 +208,7 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     model = build_model(run)
     forward = _forward(model)
     score = make_eval_fn(model)
-    valid_ds = pipeline.eval_dataset(data_dir, "valid", spec, batch_size=batch)
+    valid_ds = pipeline.eval_dataset(data_dir, "valid", read, batch_size=batch)
     scores = []
     for c in candidates:
         checkpoints.load_weights(c.path, model)
@@ -161,6 +218,8 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
         print(f"{scores[-1]['name']}: valid acc {s['acc']:.4f}, loss {s['loss']:.4f}")
     if ckpt:
         chosen, reason = scores[0], f"given with --ckpt (valid accuracy {scores[0]['valid_acc']:.4f})"
+    elif other:
+        chosen, reason = scores[0], f"the run's selection ({selected_why}), not re-selected on {other}"
     else:
         chosen, reason = select_best(scores)
     never_learned = all(stall.at_chance(sc["valid_acc"], len(classes), sc["valid_loss"])
@@ -172,18 +231,21 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     paths = {c.name: c.path for c in candidates}
     checkpoints.load_weights(paths[chosen["name"]], model)
 
-    out = _collect(forward, pipeline.eval_dataset(data_dir, split, spec, batch_size=batch,
+    out = _collect(forward, pipeline.eval_dataset(data_dir, split, read, batch_size=batch,
                                                   with_meta=True), split)
-    train = score(pipeline.eval_dataset(data_dir, "train", spec, batch_size=batch,
+    train = score(pipeline.eval_dataset(data_dir, "train", read, batch_size=batch,
                                         max_batches=train_batches), "train")
     preds = out["probs"].argmax(axis=1)
     cm = confusion_matrix(out["labels"], preds, len(classes))
+    outside = sum(spec.out_of_range(int(h), int(w), scale) for h, w in out["sizes"])
     result = {
         "run": str(run.dir),
         "model": run.cfg.model.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config_sha256": hashlib.sha256(dump_yaml(run.cfg).encode()).hexdigest(),
-        "dataset": dataset_identity(info),
+        "dataset": ident,
+        "trained_on": {"name": spec.dataset, "sha256": spec.dataset_sha256},
+        "other_dataset": other or None,
         "checkpoints": scores,
         "damaged": [{"name": Path(p).name, "reason": why} for p, why in broken],
         "chosen": {"name": chosen["name"], "step": chosen["step"], "reason": reason},
@@ -193,25 +255,42 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
         "examples": {"train": train["examples"], split: len(preds)},
         "train_batches": train_batches,
         "split": split,
+        "scale": scale,
+        "out_of_range": {"split": split, "count": int(outside),
+                         "size_min": list(spec.size_min), "size_max": list(spec.size_max)},
         "classes": classes,
         "per_class": per_class(cm, classes),
         "confusion": cm.tolist(),
+        "errors": misclassified(out, classes),
         "karyotype": None,
     }
     if karyotype.applies(classes, out["cells"]):
         cell = karyotype.cell_report(out["probs"], out["labels"], out["cells"])
         result["karyotype"] = cell | {"split": split}
-    # A partial evaluation (--ckpt) writes beside the selection's files, never over them.
-    files = run.paths.partial_eval(chosen["name"], split) if ckpt else (
-        run.paths.eval, run.paths.confusion, run.paths.errors)
+    if predictions is not None:
+        parts = [out] if split == "valid" else [
+            _collect(forward, pipeline.eval_dataset(data_dir, "valid", read, batch_size=batch,
+                                                    with_meta=True), "valid"), out]
+        atomic_write(predictions, predictions_csv(parts, classes))
+    # A partial evaluation (--ckpt) or one on other data writes beside the selection's files.
+    if other:
+        files = run.paths.other_eval(other, *((chosen["name"], split) if ckpt else ()))
+    elif ckpt:
+        files = run.paths.partial_eval(chosen["name"], split)
+    else:
+        files = (run.paths.eval, run.paths.confusion, run.paths.errors)
     result["files"] = [f.name for f in files]
     atomic_write(files[0], json.dumps(result, indent=1) + "\n")
     record_command(run.dir)
+    on = f"{other} " if other else ""
     plot_confusion(cm, classes, files[1],
-                   title=f"{Path(run.dir).name} {chosen['name']}: {split} confusion")
-    plot_errors(out["errors"], classes, files[2],
-                total=int((preds != out["labels"]).sum()))
-    print(summary(result))
+                   title=f"{Path(run.dir).name} {chosen['name']}: {on}{split} confusion")
+    plot_errors(out["errors"], classes, files[2], total=int((preds != out["labels"]).sum()))
+    if outside:
+        print(f"warning: {outside} of {len(preds)} {split} images are outside the training size "
+              f"range ({spec.size_min[0]}x{spec.size_min[1]} .. {spec.size_max[0]}x"
+              f"{spec.size_max[1]}); another magnification? try --scale", file=sys.stderr)
+    print(summary(result, predictions))
     return result
 
 
@@ -220,10 +299,11 @@ def dataset_identity(info: DatasetInfo) -> dict:
     return {"name": info.name, "dir": str(info.dir), "totals": info.totals, "sha256": info.sha256}
 
 
-def summary(result: dict) -> str:
+def summary(result: dict, predictions: Path | None = None) -> str:
     """A short text table of an eval.json dict."""
     acc, n = result["accuracy"], result["examples"]
-    lines = [f"{result['run']}: chose {result['chosen']['name']} ({result['chosen']['reason']})",
+    on = f" on {result['dataset']['dir']}" if result.get("other_dataset") else ""
+    lines = [f"{result['run']}{on}: chose {result['chosen']['name']} ({result['chosen']['reason']})",
              f"{'split':<6} {'accuracy':>9} {'examples':>9}"]
     for s in ("train", "valid", "test"):
         if acc.get(s) is not None:
@@ -236,7 +316,8 @@ def summary(result: dict) -> str:
                      f"{k['accuracy_after']:.4f}")
     paths = RunPaths(result["run"])
     files = result.get("files") or [paths.eval.name, paths.confusion.name, paths.errors.name]
-    lines.append(f"wrote {paths.dir / files[0]}, {', '.join(files[1:])}")
+    lines.append(f"wrote {paths.dir / files[0]}, {', '.join(files[1:])}"
+                 + (f", {predictions}" if predictions else ""))
     return "\n".join(lines)
 
 
@@ -284,10 +365,11 @@ def plot_errors(errors: list, classes, path: Path, total: int) -> Path:
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (img, true, pred, p) in zip(axes.flat, errors):
+    for ax, (img, true, pred, p, fname, cell) in zip(axes.flat, errors):
         img = (img - img.min()) / max(float(img.max() - img.min()), 1e-6)
         ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray")
-        ax.set_title(f"true {classes[true]}\npred {classes[pred]} {p:.2f}", fontsize=8)
+        where = Path(fname).name + (f"\ncell {cell}" if cell else "")
+        ax.set_title(f"{where}\ntrue {classes[true]} pred {classes[pred]} {p:.2f}", fontsize=7)
     shown = f"first {len(errors)} of {total}" if total > len(errors) else f"all {total}"
     fig.suptitle(f"misclassified: {shown}" if total else "no misclassified images", fontsize=10)
     fig.tight_layout()

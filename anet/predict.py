@@ -1,108 +1,157 @@
-"""Predict classes of image files with a run's checkpoint, and export it as a SavedModel.
+"""Predict classes of image files (in batches, skipping bad files) with a run's checkpoint.
 
-Both go through ``pipeline.eval_transform`` (the evaluation preprocessing) on encoded image
-bytes, so a prediction sees exactly what evaluation saw. TIFs (16-bit included) and other
-formats TensorFlow cannot decode are first converted with Pillow the way ``anet prepare``
-converts them, then encoded as PNG.
+Every image goes through the run's input contract (``RUN/input.json``) and
+``pipeline.eval_transform``, so a prediction sees exactly what evaluation saw; files are read
+by the intensity policy of ``anet.data.images`` (the same as ``anet prepare``).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
+import csv
+import io
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from anet.data.images import load_inputs
+from anet.data.images import expand_paths, load_input
 from anet.errors import AnetError
 from anet.files import atomic_write, check_writable
-from anet.runs import open_chosen
+from anet.runs import open_chosen, pick_run
 
 
-def predict(run_dir: str | Path, images, *, top_k: int = 3, ckpt: str | None = None,
-            batch_size: int = 64, overrides=()) -> list[dict]:
-    """Top-k class names and probabilities per image; prints one line per image.
+@dataclass(frozen=True)
+class Prediction:
+    """One image's prediction: top-k (class, probability) and the flags a lab checks."""
 
+    path: str
+    top: tuple[tuple[str, float], ...]
+    size: tuple[int, int]  # (height, width) of the file
+    low_confidence: bool  # top probability below --min-confidence
+    out_of_range: bool  # size (times --scale) outside the training size range
+
+
+@dataclass(frozen=True)
+class Predictions:
+    run: str
+    checkpoint: str
+    why: str
+    rows: tuple[Prediction, ...]
+    skipped: tuple[tuple[str, str], ...] = field(default=())  # (path, reason)
+
+
+def flags(p: Prediction) -> list[str]:
+    return (["low-confidence"] if p.low_confidence else []) + (
+        ["size-out-of-range"] if p.out_of_range else [])
+
+
+def to_csv(result: Predictions, top_k: int) -> str:
+    """One row per input: path, top-k classes and probabilities, flags, size, run, checkpoint,
+    and the reason for files that could not be read (their class columns empty)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path"] + [f"{c}_{i}" for i in range(1, top_k + 1) for c in ("class", "prob")]
+               + ["low_confidence", "size_out_of_range", "height", "width", "run", "checkpoint",
+                  "error"])
+    for p in result.rows:
+        top = [v for name, prob in p.top for v in (name, f"{prob:.6f}")]
+        top += [""] * (2 * top_k - len(top))
+        w.writerow([p.path, *top, int(p.low_confidence), int(p.out_of_range), *p.size,
+                    result.run, result.checkpoint, ""])
+    for path, why in result.skipped:
+        w.writerow([path] + [""] * (2 * top_k + 4) + [result.run, result.checkpoint, why])
+    return buf.getvalue()
+
+
+def _check_out(out: Path | None) -> None:
+    if out is None:
+        return
+    if out.is_dir():
+        raise AnetError(f"--out {out}: is a folder; name a .csv file")
+    if not out.parent.is_dir():
+        raise AnetError(f"--out {out}: folder {out.parent} does not exist")
+    check_writable(out.parent, "choose another --out")
+
+
+def predict(run_dir: str | Path | None, images, *, top_k: int = 3, ckpt: str | None = None,
+            batch_size: int = 64, out: str | Path | None = None, min_confidence: float = 0.5,
+            scale: float = 1.0, overrides=()) -> Predictions:
+    """Top-k classes per image; prints one line per image, skips unreadable files.
+
+    Args:
+        images: files, folders (searched recursively) and glob patterns.
+        out: also write the predictions as CSV (see ``to_csv``).
+        min_confidence: a top probability below this flags the row ``low-confidence``.
+        scale: the images' magnification relative to the training images (pad runs only).
     Returns:
-        ``[{"image": path, "top": [(class name, probability), ...]}, ...]``.
+        The predictions and the skipped files; the CLI exits 1 when any was skipped.
     """
     if not images:
-        raise AnetError("no images given; pass one or more JPG, PNG or TIF files")
+        raise AnetError("no images given; pass JPG, PNG or TIF files, folders or glob patterns")
     if top_k < 1:
         raise AnetError(f"--top-k must be >= 1, got {top_k}")
+    if not 0 <= min_confidence <= 1:
+        raise AnetError(f"--min-confidence must be in [0, 1], got {min_confidence}")
+    out = Path(out) if out is not None else None
+    _check_out(out)
+    files, skipped = expand_paths(images)
+    if len(files) + len(skipped) == 1 and skipped:
+        raise AnetError(f"{skipped[0][0]}: {skipped[0][1]}")
+    if not files:
+        raise AnetError(f"no image files in {', '.join(a for a, _ in skipped)}")
+    run_dir = pick_run(run_dir)
     run, chosen, why, model = open_chosen(run_dir, ckpt, overrides)
-    classes, spec = list(run.dataset.classes), run.spec()
-    print(f"# {chosen.name} ({why})")
+    spec = run.contract
+    scaled = spec.scaled(scale)
+    classes, name = list(spec.classes), chosen.name
+    print(f"# run {run.dir}, checkpoint {name} ({why})")
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
     k = min(top_k, len(classes))
-    results = []
-    for start in range(0, len(images), batch_size):
-        part = list(images[start:start + batch_size])
-        probs = model(load_inputs(part, spec), training=False).numpy()
-        for path, p in zip(part, probs):
-            top = [(classes[i], float(p[i])) for i in np.argsort(-p, kind="stable")[:k]]
-            results.append({"image": str(path), "top": top})
-            print(f"{path}\t" + "\t".join(f"{name} {prob:.4f}" for name, prob in top))
-    return results
+    rows = []
+    for start in range(0, len(files), batch_size):
+        xs, part = [], []
+        for path in files[start:start + batch_size]:
+            try:
+                x, hw = load_input(path, scaled)
+            except AnetError as e:
+                if len(files) == 1:
+                    raise
+                skipped.append((str(path), str(e).removeprefix(f"{path}: ")))
+                print(f"skipped {e}", file=sys.stderr)
+                continue
+            xs.append(x)
+            part.append((path, hw))
+        if not xs:
+            continue
+        probs = model(np.stack(xs), training=False).numpy()
+        for (path, hw), p in zip(part, probs):
+            top = tuple((classes[i], float(p[i])) for i in np.argsort(-p, kind="stable")[:k])
+            row = Prediction(str(path), top, hw, top[0][1] < min_confidence,
+                             spec.out_of_range(*hw, scale))
+            rows.append(row)
+            print("\t".join([str(path), *(f"{c} {v:.4f}" for c, v in top), *flags(row)]))
+    if not rows:
+        raise AnetError(f"none of the {len(files)} image files could be read (each listed above)")
+    result = Predictions(str(run.dir), name, why, tuple(rows), tuple(skipped))
+    if out is not None:
+        atomic_write(out, to_csv(result, k))
+    _summary(result, out)
+    return result
 
 
-# --------------------------------------------------------------------------- export
-
-
-def serving_module(model, spec, classes):
-    """A ``tf.Module`` whose ``serve(images)`` maps encoded image bytes [N] to predictions."""
-    import tensorflow as tf
-
-    from anet.data.pipeline import eval_transform
-
-    shape = [spec.image_size, spec.image_size, spec.channels]
-
-    class Serving(tf.Module):
-        def __init__(self):
-            super().__init__(name="anet_serving")
-            self.model = model
-            self.class_names = tf.constant(list(classes))
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
-        def serve(self, images):
-            x = tf.map_fn(lambda b: eval_transform(b, spec), images,
-                          fn_output_signature=tf.TensorSpec(shape, tf.float32))
-            probs = self.model(x, training=False)
-            ids = tf.argmax(probs, axis=-1, output_type=tf.int32)
-            return {"probabilities": probs, "class_ids": ids,
-                    "class_names": tf.gather(self.class_names, ids)}
-
-    return Serving()
-
-
-def export(run_dir: str | Path, out: str | Path, *, ckpt: str | None = None, overrides=()) -> Path:
-    """SavedModel (serving raw image bytes) + ``model.keras`` of the chosen checkpoint in ``out``.
-
-    ``out`` is written beside itself and renamed into place; an existing ``out`` is replaced
-    only when it is an earlier export (holds ``saved_model.pb``).
-    """
-    import tensorflow as tf
-
-    out = Path(out)
-    check_writable(out.parent, "choose another --out")  # before the model is built
-    if out.exists() and not (out / "saved_model.pb").is_file() and (
-            not out.is_dir() or any(out.iterdir())):  # a file, or a non-empty foreign folder
-        raise AnetError(f"{out}: exists and is not an anet export; choose another --out")
-    run, chosen, why, model = open_chosen(run_dir, ckpt, overrides)
-    classes, spec = list(run.dataset.classes), run.spec()
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    module = serving_module(model, spec, classes)
-    tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
-    model.save(tmp / "model.keras")
-    info = {"run": str(run.dir), "checkpoint": chosen.name, "why": why,
-            "classes": classes, "preprocess": spec.__dict__,
-            "signature": "serving_default: images (encoded bytes [N]) -> probabilities, "
-                         "class_ids, class_names"}
-    atomic_write(tmp / "export.json", json.dumps(info, indent=1) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    print(f"exported {chosen.name} ({why}) to {out} (SavedModel + model.keras)")
-    return out
+def _summary(result: Predictions, out: Path | None) -> None:
+    rows = result.rows
+    parts = [f"predicted {len(rows)} images"]
+    for flag, n in (("low-confidence", sum(p.low_confidence for p in rows)),
+                    ("size-out-of-range", sum(p.out_of_range for p in rows))):
+        if n:
+            parts.append(f"{n} {flag}")
+    if result.skipped:
+        parts.append(f"skipped {len(result.skipped)} unreadable (listed above)")
+    if any(p.out_of_range for p in rows):
+        parts.append("size-out-of-range: another magnification? try --scale")
+    if out is not None:
+        parts.append(f"wrote {out}")
+    print("; ".join(parts), file=sys.stderr)

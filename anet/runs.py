@@ -28,9 +28,12 @@ class RunPaths:
         RUN/metrics.jsonl         one row per Algorithm 1 check and per epoch
         RUN/tensorboard/          TensorBoard scalars (and visualize/ images)
         RUN/curves.png            training curves (train, report)
+        RUN/input.json            the input contract (anet.data.contract), written at train start
         RUN/eval.json             anet evaluate's result; confusion.png, errors.png beside it
         RUN/eval-CKPT-SPLIT.json  a partial `anet evaluate --ckpt` (never replaces eval.json);
                                   eval-CKPT-SPLIT-confusion.png, -errors.png beside it
+        RUN/eval-NAME.json        evaluate on another dataset NAME (-CKPT-SPLIT with --ckpt);
+                                  eval-NAME-confusion.png, -errors.png beside it
         RUN/commands.jsonl        every train/evaluate command line run on it, with code versions
         RUN/visualize/            anet visualize's default output folder
         RUN/.anet.lock            held while anet train runs (see anet.lock)
@@ -68,6 +71,10 @@ class RunPaths:
         return self.dir / "curves.png"
 
     @property
+    def input(self) -> Path:
+        return self.dir / "input.json"
+
+    @property
     def eval(self) -> Path:
         return self.dir / "eval.json"
 
@@ -88,6 +95,13 @@ class RunPaths:
     @property
     def commands(self) -> Path:
         return self.dir / "commands.jsonl"
+
+    def other_eval(self, dataset: str, ckpt: str = "", split: str = "") -> tuple[Path, Path, Path]:
+        """(json, confusion plot, error gallery) of ``anet evaluate`` on another dataset (named
+        ``dataset``; with ``--ckpt`` also the checkpoint and split): never the run's own files."""
+        stem = "-".join(p for p in ("eval", dataset, ckpt, split) if p)
+        return (self.dir / f"{stem}.json", self.dir / f"{stem}-confusion.png",
+                self.dir / f"{stem}-errors.png")
 
     @property
     def visualize(self) -> Path:
@@ -125,10 +139,14 @@ class Run:
             )
         return load_dataset(self.cfg.data.dir)
 
-    def spec(self):
-        from anet.data.pipeline import preprocess_spec
+    @cached_property
+    def contract(self):
+        """The run's input contract (``RunPaths.input``, written at train start); runs made
+        before it existed derive it from their config and dataset."""
+        from anet.data import contract
 
-        return preprocess_spec(self.cfg.data, self.dataset)
+        stored = contract.load(self.paths.input)
+        return stored or contract.from_dataset(self.cfg.data, self.dataset)
 
     def checkpoint(self, name: str) -> checkpoints.CheckpointState:
         for c in self.ckpts:
@@ -155,6 +173,17 @@ def latest_run(root: str | Path = "runs") -> Path:
     if not runs:
         raise AnetError(f"no runs under {root}/; train one with `anet train CONFIG` or pass --ckpt-dir")
     return max(runs, key=lambda p: p.checkpoint_index.stat().st_mtime).dir
+
+
+def pick_run(run_dir: str | Path | None, root: str | Path = "runs") -> Path:
+    """``run_dir`` when given; else the most recent run under ``root``, named on stderr so the
+    user sees which model answers (it may have been trained on other data)."""
+    if run_dir is not None:
+        return Path(run_dir)
+    picked = latest_run(root)
+    print(f"using run {picked} (the most recently trained under {root}/; pass --ckpt-dir to "
+          "choose)", file=sys.stderr)
+    return picked
 
 
 def open_run(run_dir: str | Path, overrides=()) -> Run:
@@ -185,26 +214,30 @@ def build_model(run: Run, ckpt: checkpoints.CheckpointState | None = None):
     import keras  # here: opening a run (report, tables) never loads TensorFlow
 
     keras.mixed_precision.set_dtype_policy("float32")
-    info = run.dataset
+    spec = run.contract
     if ckpt is not None:
-        check_fits(run, ckpt, info.num_classes)
-    model = models.build_from_config(run.cfg.model, run.cfg.data.image_size,
-                                     info.channels, info.num_classes)
+        check_fits(run, ckpt, len(spec.classes))
+    model = models.build_from_config(run.cfg.model, spec.image_size, spec.channels,
+                                     len(spec.classes))
     if ckpt is not None:
         checkpoints.load_weights(ckpt.path, model)
     return model
 
 
-def _eval_choice(run: Run) -> str | None:
-    """The checkpoint name that ``anet evaluate`` chose (``eval.json``'s ``chosen.name``).
+def eval_result(run: Run) -> dict:
+    """The run's ``eval.json`` (evaluate's selection), read defensively: {} when missing,
+    unreadable or foreign."""
 
-    Read defensively: a missing, unreadable or foreign eval.json gives None.
-    """
     try:
         data = json.loads(run.paths.eval.read_text())
     except (OSError, ValueError):
-        return None
-    chosen = data.get("chosen") if isinstance(data, dict) else None
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _eval_choice(run: Run) -> str | None:
+    """The checkpoint name that ``anet evaluate`` chose (``eval.json``'s ``chosen.name``)."""
+    chosen = eval_result(run).get("chosen")
     name = chosen.get("name") if isinstance(chosen, dict) else None
     return Path(str(name)).name if name else None
 

@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from anet import checkpoints, lock, models, schedule, stall
 from anet.config import Config, to_dict, write_config
-from anet.data import pipeline
+from anet.data import contract, pipeline
+from anet.data.contract import InputContract
 from anet.data.info import DatasetInfo, load_dataset
 from anet.errors import AnetError
 from anet.files import check_writable
@@ -153,7 +154,7 @@ class Session:
     cfg: Config
     paths: RunPaths
     info: DatasetInfo
-    spec: pipeline.Preprocess
+    spec: InputContract
     strategy: tf.distribute.Strategy
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
@@ -165,6 +166,18 @@ class Session:
     steps_per_epoch: int
     budget: int  # steps the run may take (for the stall check)
     stall_step: int  # the Algorithm 1 check at which the stall check runs
+
+
+def start_contract(cfg: Config, info, paths: RunPaths, resuming: bool):
+    """The run's input contract: the stored one when resuming (the model keeps seeing what it
+    was trained on), else derived from the config and dataset and written with the run."""
+    stored = contract.load(paths.input) if resuming else None
+    if stored is not None:
+        contract.check_dataset(stored, info)
+        return stored
+    spec = contract.from_dataset(cfg.data, info)
+    contract.save(spec, paths.input)
+    return spec
 
 
 def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.CheckpointState:
@@ -231,9 +244,9 @@ def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.Ch
             return resume
     write_config(cfg, paths.config)
     record_command(paths.dir)
+    spec = start_contract(cfg, info, paths, resuming=resume is not None)
 
     sc = cfg.schedule
-    spec = pipeline.preprocess_spec(cfg.data, info)
     batch = cfg.train.batch_size
     n_train = info.split_size("train")
     steps_per_epoch = n_train // batch

@@ -163,7 +163,7 @@ def load_inputs(spec, *, data_dir=None, split: str = "test", samples: int = 2, i
     batch = next(iter(ds), None)
     if batch is None:
         raise AnetError(f"{data_dir}: the {split} split is empty; use --split or --images")
-    x, labels, files, _ = batch
+    x, labels, files = batch[:3]
     info = []
     for label, f in zip(labels.numpy(), files.numpy()):
         f = f.decode("utf-8")
@@ -208,7 +208,7 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
     opened = [runs.open_run(d) for d in dirs]
     _check_same_data(opened)
     first = opened[0]
-    classes = first.dataset.classes
+    classes = first.contract.classes
     out = Path(out or first.paths.visualize / ("compare" if compare else ""))
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -222,7 +222,7 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
         chosen, why = runs.choose_checkpoint(run, ckpt)
         model = runs.build_model(run, chosen)
         chosen_layers = resolve_layers(model, names)
-        info, x = load_inputs(run.spec(), data_dir=first.cfg.data.dir, split=split,
+        info, x = load_inputs(run.contract, data_dir=first.cfg.data.dir, split=split,
                               samples=samples, images=images, classes=classes)
         samples_info = samples_info or info
         maps = layer_outputs(model, chosen_layers, x)
@@ -245,7 +245,7 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
 
 
 def _check_same_data(opened: list) -> None:
-    keys = [(r.dataset.num_classes, r.dataset.channels) for r in opened]
+    keys = [(len(r.contract.classes), r.contract.channels) for r in opened]
     if len(set(keys)) > 1:
         have = "; ".join(f"{r.dir}: {k[0]} classes, {k[1]} channels" for r, k in zip(opened, keys))
         raise AnetError(f"--compare needs runs on one dataset (same classes and channels): {have}")

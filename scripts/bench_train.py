@@ -47,11 +47,11 @@ def matmul_gflops(n: int = 2048, repeats: int = 10, dtype: str = "float32") -> d
 
 def _spec(data_dir: Path, size: int):
     from anet.config import DataConfig
-    from anet.data import pipeline
+    from anet.data.contract import from_dataset
     from anet.data.info import load_dataset
 
     info = load_dataset(data_dir)
-    return info, pipeline.preprocess_spec(DataConfig(dir=str(data_dir), image_size=size), info)
+    return info, from_dataset(DataConfig(dir=str(data_dir), image_size=size), info)
 
 
 def pipeline_rate(data_dir: Path, size: int, batch: int = 64, batches: int = 40) -> dict:

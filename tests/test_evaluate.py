@@ -1,5 +1,7 @@
 """anet evaluate: selection golden table, metrics, a tiny run end to end, and every bad input."""
 
+import csv
+import io
 import json
 import shutil
 import sys
@@ -116,6 +118,9 @@ def test_eval_json_contents(run, evaluated):
     assert np.trace(cm) / 24 == pytest.approx(acc["test"])
     assert [r["class"] for r in on_disk["per_class"]] == ["0", "1", "2"]
     assert on_disk["karyotype"] is None  # 3 classes: no per-cell assignment
+    assert len(on_disk["errors"]) == 24 - np.trace(cm)  # each misclassified file and cell named
+    assert all(e["file"].endswith(".jpg") and e["cell"].startswith("cell") for e in on_disk["errors"])
+    assert on_disk["out_of_range"]["count"] == 0 and on_disk["other_dataset"] is None
     for png in ("confusion.png", "errors.png"):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -146,6 +151,57 @@ def test_karyotype_run_reports_per_cell_accuracy(tmp_path):
     assert k["cells"] == 8 and k["chromosomes"] == 48 and k["split"] == "test"
     assert k["accuracy_before"] == pytest.approx(result["accuracy"]["test"])
     assert 0 <= k["accuracy_after"] <= 1
+
+
+def test_cross_dataset_evaluate_equals_the_exported_model(tmp_path):
+    """Evaluating on another dataset reads it with the run's own normalisation (not the other
+    dataset's mean/std), so it gives what the exported model gives on the same files, and it
+    is written under the other dataset's name, never over the run's eval.json."""
+    import tensorflow as tf
+
+    from anet.data.records import decode_example, shard_paths
+    from anet.export import export
+
+    run = make_tiny_run(tmp_path, epochs=2, normalize="standardize", resize="pad")
+    ev.evaluate(run, train_batches=1)
+    own = (run / "eval.json").read_bytes()
+    other = write_dataset(tmp_path / "other", seed=7, size=(30, 12),
+                          n_per_split={"train": 16, "valid": 12, "test": 12})
+    meta = json.loads((other / "dataset.json").read_text())
+    (other / "dataset.json").write_text(json.dumps(meta | {"name": "lab2", "mean": [0.3], "std": [0.5],
+                                                           "size": {"min": [30, 12], "max": [30, 12]}}))
+    csv_path = tmp_path / "preds.csv"
+    result = ev.evaluate(run, overrides=[f"data.dir={other}"], predictions=csv_path)
+    assert (run / "eval.json").read_bytes() == own  # the run's selection stays
+    on_disk = json.loads((run / "eval-lab2.json").read_text())
+    assert on_disk["other_dataset"] == "lab2" and on_disk["dataset"]["name"] == "lab2"
+    assert on_disk["chosen"]["name"] == json.loads(own)["chosen"]["name"]
+    assert "not re-selected on lab2" in on_disk["chosen"]["reason"]
+    assert len(on_disk["checkpoints"]) == 1  # only the selection is scored
+    assert (run / "eval-lab2-confusion.png").is_file() and (run / "eval-lab2-errors.png").is_file()
+    rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
+    assert [r["split"] for r in rows] == ["valid"] * 12 + ["test"] * 12
+    wrong = [r for r in rows if r["split"] == "test" and r["correct"] == "0"]
+    assert [(e["file"], e["cell"], e["predicted"]) for e in on_disk["errors"]] == [
+        (r["file"], r["cell"], r["predicted"]) for r in wrong]
+
+    served = tf.saved_model.load(str(export(run, tmp_path / "export")))
+    records = [decode_example(r.numpy()) for r in tf.data.TFRecordDataset(shard_paths(other, "test"))]
+    out = served.signatures["serving_default"](images=tf.constant([r["image"] for r in records]))
+    probs = out["probabilities"].numpy()
+    by_file = {r["file"]: r for r in rows if r["split"] == "test"}
+    for rec, p in zip(records, probs):
+        row = by_file[rec["filename"]]
+        assert row["predicted"] == str(p.argmax())
+        assert float(row["probability"]) == pytest.approx(float(p.max()), abs=2e-5)
+    exported_acc = np.mean([str(p.argmax()) == str(r["label"]) for r, p in zip(records, probs)])
+    assert result["accuracy"]["test"] == pytest.approx(exported_acc)
+
+
+def test_other_dataset_with_other_classes_is_refused(run, tmp_path, monkeypatch, capsys):
+    other = write_dataset(tmp_path / "four", num_classes=4)
+    err = cli(monkeypatch, capsys, "evaluate", "--ckpt-dir", run, "--set", f"data.dir={other}")
+    assert "its classes (0, 1, 2, 3) differ from the run's (0, 1, 2)" in err
 
 
 # --------------------------------------------------------------------------- bad input

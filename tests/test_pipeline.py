@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from anet.config import DataConfig
 from anet.data import pipeline as P
+from anet.data.contract import InputContract, from_dataset
 from anet.data.info import load_dataset
 from anet.errors import AnetError
 from tests.tinydata import jpeg, write_dataset
@@ -13,7 +14,7 @@ from tests.tinydata import jpeg, write_dataset
 
 def spec(**kw):
     base = dict(image_size=16, channels=1)
-    return P.Preprocess(**(base | kw))
+    return InputContract(**(base | kw))
 
 
 def test_stretch_resize_shape_and_range():
@@ -41,6 +42,32 @@ def test_pad_keeps_relative_length_and_fills_with_border():
 def test_pad_scales_down_images_larger_than_the_dataset_max():
     img = tf.constant(np.zeros((64, 8, 1), np.uint8))
     assert P.resize(img, spec(resize="pad", pad_scale=1.0)).shape == (16, 16, 1)
+
+
+def test_pad_never_crops_a_large_image():
+    # Training bars were at most 20 px (-> 8 px on the 16 px canvas). A bar imaged at three
+    # times that size (60 px) would need 24 px: it is shrunk to fit, both ends stay visible,
+    # and it is flagged out of range.
+    sp = spec(resize="pad", pad_scale=8 / 20, size_min=(10, 4), size_max=(20, 16))
+    img = np.full((60, 16, 1), 220, np.uint8)
+    img[:, 4:12] = 20
+    r = P.resize(tf.constant(img), sp).numpy()[..., 0]
+    dark_rows = np.flatnonzero(r.min(axis=1) < 120)
+    assert dark_rows[0] == 0 and dark_rows[-1] == 15  # the whole bar, top to bottom
+    assert sp.out_of_range(60, 16) and not sp.out_of_range(20, 16)
+    # --scale 1/3 says "taken at three times the magnification": then it is a training-size bar
+    third = sp.scaled(1 / 3)
+    assert not third.out_of_range(60, 16, 1 / 3)
+    r2 = P.resize(tf.constant(img), third).numpy()[..., 0]
+    ref = P.resize(tf.constant(img[::3, ::3]), sp).numpy()[..., 0]
+    assert (r2.min(axis=1) < 180).sum() == (ref.min(axis=1) < 180).sum() == 8
+
+
+def test_scale_is_refused_for_stretch_runs():
+    with pytest.raises(AnetError, match="only runs trained with data.resize: pad"):
+        spec().scaled(0.5)
+    with pytest.raises(AnetError, match="--scale must be > 0"):
+        spec(resize="pad").scaled(0)
 
 
 def test_normalize_unit_and_standardize():
@@ -75,7 +102,7 @@ def tiny(tmp_path_factory):
 
 
 def test_train_dataset_deterministic_per_epoch_and_resumable(tiny):
-    sp = P.preprocess_spec(DataConfig(dir=str(tiny), image_size=16), load_dataset(tiny))
+    sp = from_dataset(DataConfig(dir=str(tiny), image_size=16), load_dataset(tiny))
     def labels(epoch, skip=0):
         ds = P.train_dataset(tiny, sp, batch_size=8, epoch=epoch, seed=3, skip_batches=skip)
         return [y.numpy().tolist() for _, y in ds]
@@ -87,16 +114,17 @@ def test_train_dataset_deterministic_per_epoch_and_resumable(tiny):
 
 
 def test_train_dataset_with_augmentation_shapes(tiny):
-    sp = P.preprocess_spec(DataConfig(dir=str(tiny), image_size=16), load_dataset(tiny))
+    sp = from_dataset(DataConfig(dir=str(tiny), image_size=16), load_dataset(tiny))
     x, y = next(iter(P.train_dataset(tiny, sp, batch_size=4, epoch=0, seed=0, augment_images=True)))
     assert x.shape == (4, 16, 16, 1) and x.dtype == tf.float32 and y.dtype == tf.int32
 
 
 def test_eval_dataset_covers_split_once_with_meta(tiny):
-    sp = P.preprocess_spec(DataConfig(dir=str(tiny), image_size=16), load_dataset(tiny))
+    sp = from_dataset(DataConfig(dir=str(tiny), image_size=16), load_dataset(tiny))
     names = []
-    for _x, _y, f, _c in P.eval_dataset(tiny, "valid", sp, batch_size=5, with_meta=True):
+    for _x, _y, f, _c, hw in P.eval_dataset(tiny, "valid", sp, batch_size=5, with_meta=True):
         names += [n.decode() for n in f.numpy()]
+        assert hw.numpy().tolist() == [[20, 12]] * len(f)
     assert len(names) == 12 == len(set(names))
 
 

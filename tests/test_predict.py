@@ -1,20 +1,26 @@
-"""anet predict and export: the training preprocessing, checkpoint choice, SavedModel round trip."""
+"""anet predict and export: the run's input contract, batches, checkpoint choice, SavedModel."""
 
+import csv
+import hashlib
 import io
 import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
+import anet
 from anet.cli import main
 from anet.data import pipeline
-from anet.data.images import image_bytes, load_inputs
+from anet.data.contract import InputContract
+from anet.data.images import load_inputs
 from anet.data.records import decode_example, shard_paths
-from anet.predict import export, predict
+from anet.export import export
+from anet.predict import predict
 from anet.runs import Run, build_model, choose_checkpoint, open_run
 from tests.tinyrun import make_tiny_run
 
@@ -26,7 +32,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spec(run):
-    return open_run(run).spec()
+    return open_run(run).contract
 
 
 def png(arr) -> bytes:
@@ -46,13 +52,10 @@ def test_inputs_are_eval_transform_of_the_same_bytes(run, spec, tmp_path):
     assert x.shape == (2, 67, 67, 1)
 
 
-def test_16bit_tif_is_min_max_scaled_like_prepare(spec, tmp_path):
+def test_16bit_tif_is_read_by_the_intensity_policy(spec, tmp_path):
     a = np.linspace(1000, 41000, 40 * 24).reshape(40, 24).astype(np.uint16)
     Image.fromarray(a).save(tmp_path / "c.tif")
-    data = image_bytes(tmp_path / "c.tif", 1)
-    gray = np.asarray(Image.open(io.BytesIO(data)))
-    expect = np.round((a.astype(float) - 1000) * 255 / 40000).astype(np.uint8)
-    np.testing.assert_array_equal(gray, expect)
+    expect = np.round(a / 65535 * 255).astype(np.uint8)
     want = pipeline.eval_transform(tf.constant(png(expect)), spec)
     np.testing.assert_array_equal(load_inputs([tmp_path / "c.tif"], spec)[0].numpy(), want.numpy())
 
@@ -63,7 +66,7 @@ def test_predict_matches_the_model_on_eval_dataset(run, spec, tmp_path, capsys):
     for r in tf.data.TFRecordDataset(shard_paths(data_dir, "test")):
         ex = decode_example(r.numpy())
         records[ex["filename"]] = ex["image"]
-    x, _, names, _ = next(iter(pipeline.eval_dataset(data_dir, "test", spec, batch_size=5,
+    x, _, names, _, _ = next(iter(pipeline.eval_dataset(data_dir, "test", spec, batch_size=5,
                                                      with_meta=True)))
     names = [n.decode() for n in names.numpy()]
     paths = []
@@ -73,11 +76,11 @@ def test_predict_matches_the_model_on_eval_dataset(run, spec, tmp_path, capsys):
     results = predict(run, paths, top_k=3)
     r = Run(run, open_run(run).cfg, open_run(run).ckpts)
     probs = build_model(r, choose_checkpoint(r)[0])(x, training=False).numpy()
-    for res, p in zip(results, probs):
-        assert [c for c, _ in res["top"]] == [str(i) for i in np.argsort(-p, kind="stable")]
-        np.testing.assert_allclose([v for _, v in res["top"]], np.sort(p)[::-1], atol=1e-6)
+    for res, p in zip(results.rows, probs):
+        assert [c for c, _ in res.top] == [str(i) for i in np.argsort(-p, kind="stable")]
+        np.testing.assert_allclose([v for _, v in res.top], np.sort(p)[::-1], atol=1e-6)
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("# ckpt-") and out[1].startswith(f"{paths[0]}\t")
+    assert out[0].startswith(f"# run {run}, checkpoint ckpt-") and out[1].startswith(f"{paths[0]}\t")
 
 
 def test_checkpoint_choice(run, tmp_path):
@@ -118,8 +121,23 @@ def test_export_serves_raw_bytes_like_the_keras_model(run, spec, tmp_path):
     assert [n.decode() for n in served["class_names"].numpy()] == [str(i) for i in ids]
     reloaded = keras.models.load_model(out / "model.keras")
     np.testing.assert_allclose(reloaded(x, training=False).numpy(), want, atol=1e-5)
+    # decoded pixels (how a caller passes a TIF it read itself) give the same answer
+    pixels = np.stack([tf.io.decode_jpeg(b, channels=1).numpy().astype(np.float32) for b in images])
+    by_pixels = tf.saved_model.load(str(out)).signatures["serving_pixels"](pixels=tf.constant(pixels))
+    np.testing.assert_allclose(by_pixels["probabilities"].numpy(), want, atol=1e-5)
     info = json.loads((out / "export.json").read_text())
-    assert info["classes"] == ["0", "1", "2"]
+    r = open_run(run)
+    chosen, why = choose_checkpoint(r)
+    assert info["classes"] == ["0", "1", "2"] and info["anet_version"] == anet.__version__
+    assert info["checkpoint"]["name"] == chosen.name
+    assert info["checkpoint"]["why"] == why
+    assert info["checkpoint"]["accuracy"]["valid"] == chosen.valid_acc
+    assert InputContract(**{k: tuple(v) if isinstance(v, list) else v
+                            for k, v in info["input"].items()}) == spec
+    assert info["dataset"] == {"name": "tiny", "sha256": hashlib.sha256(
+        (Path(r.cfg.data.dir) / "dataset.json").read_bytes()).hexdigest()}
+    assert info["intensity_policy"].startswith("full-range-v1")
+    assert set(info["signatures"]) == {"serving_default", "serving_pixels"}
     export(run, out)  # an earlier export is replaced
 
 
@@ -152,6 +170,85 @@ def test_unreadable_images(run, tmp_path, monkeypatch, capsys):
         assert f"{tmp_path / name}: {message}" in err
 
 
+def test_a_batch_with_broken_files_still_predicts_the_rest(run, tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(2)
+    (tmp_path / "lab" / "cell1").mkdir(parents=True)
+    good = []
+    for i, (folder, ext) in enumerate([("lab", ".png"), ("lab/cell1", ".tif"), (".", ".jpg")]):
+        good.append(tmp_path / folder / f"g{i}{ext}")
+        Image.fromarray(rng.integers(0, 256, (40, 24), dtype=np.uint8)).save(good[-1])
+    Image.fromarray(np.zeros((120, 24), np.uint8)).save(tmp_path / "lab" / "big.png")  # 3x taller
+    (tmp_path / "lab" / "cell1" / "broken.tif").write_bytes(b"II*\x00" + bytes(200))
+    out = tmp_path / "preds.csv"
+    monkeypatch.setattr(sys, "argv", ["anet", "predict", "--ckpt-dir", str(run), str(tmp_path / "lab"),
+                                      str(tmp_path / "*.jpg"), "--out", str(out), "--top-k", "2",
+                                      "--min-confidence", "0.99"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 1  # some were skipped
+    cap = capsys.readouterr()
+    assert f"skipped {tmp_path / 'lab' / 'cell1' / 'broken.tif'}: cannot read image" in cap.err
+    assert "predicted 4 images" in cap.err and "1 size-out-of-range" in cap.err
+    lines = cap.out.splitlines()
+    assert lines[0].startswith(f"# run {run}, checkpoint ckpt-") and len(lines) == 5
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert list(rows[0]) == ["path", "class_1", "prob_1", "class_2", "prob_2", "low_confidence",
+                             "size_out_of_range", "height", "width", "run", "checkpoint", "error"]
+    by_path = {r["path"]: r for r in rows}
+    assert set(by_path) == {str(p) for p in good} | {str(tmp_path / "lab" / "big.png"),
+                                                     str(tmp_path / "lab" / "cell1" / "broken.tif")}
+    broken = by_path[str(tmp_path / "lab" / "cell1" / "broken.tif")]
+    assert broken["class_1"] == "" and broken["error"].startswith("cannot read image")
+    big = by_path[str(tmp_path / "lab" / "big.png")]
+    assert (big["size_out_of_range"], big["height"], big["width"]) == ("1", "120", "24")
+    for p in good:
+        r = by_path[str(p)]
+        assert r["size_out_of_range"] == "0" and r["checkpoint"].startswith("ckpt-")
+        assert r["low_confidence"] == str(int(float(r["prob_1"]) < 0.99))
+        assert float(r["prob_1"]) >= float(r["prob_2"])
+    assert all(r["run"] == str(run) for r in rows)
+
+
+def test_predict_names_the_run_it_picked(run, tmp_path, monkeypatch, capsys):
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((40, 24), np.uint8)).save(img)
+    monkeypatch.chdir(run.parent.parent)  # runs/tiny is the only run under runs/
+    monkeypatch.setattr(sys, "argv", ["anet", "predict", str(img)])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 0
+    assert "using run runs/tiny (the most recently trained under runs/" in capsys.readouterr().err
+
+
 def test_predict_without_a_run(tmp_path, monkeypatch, capsys):
     err = cli_error(monkeypatch, capsys, "predict", "--ckpt-dir", tmp_path / "nope", "x.png")
     assert "no such run directory" in err
+
+
+def test_the_run_stores_its_input_contract_at_train_start(run):
+    from anet.data import contract
+
+    r = open_run(run)
+    stored = contract.load(r.paths.input)
+    assert stored == contract.from_dataset(r.cfg.data, r.dataset)
+    assert stored.classes == ("0", "1", "2") and stored.size_max == (40, 24)
+    assert r.contract == stored
+
+
+def test_readme_tif_snippet_matches_predict(run, tmp_path, capsys):
+    """The README's serving_pixels block, run as written, agrees with `anet predict` on TIFs."""
+    import re
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "serving_pixels" in b)
+    out = export(run, tmp_path / "export")
+    a = np.random.default_rng(5).integers(0, 256, (40, 24)).astype(np.uint8)
+    tifs = {"8": tmp_path / "a8.tif", "16": tmp_path / "a16.tif"}
+    Image.fromarray(a).save(tifs["8"])
+    Image.fromarray(a.astype(np.uint16) * 257).save(tifs["16"])
+    for path in tifs.values():
+        capsys.readouterr()
+        exec(block, {"EXPORT_DIR": str(out), "TIF_PATH": str(path)})
+        name, prob = capsys.readouterr().out.split()
+        top = predict(run, [path], top_k=1).rows[0].top[0]
+        assert name == top[0] and float(prob) == pytest.approx(top[1], abs=1e-5)

@@ -392,3 +392,18 @@ def test_workers_end_when_prepare_is_sigkilled(tmp_path):
         time.sleep(0.1)
     alive = [w for w in workers if running(w)]
     assert not alive, f"workers {alive} outlived prepare"
+
+
+@pytest.mark.parametrize("n,p,width", [(48, 0.5, 0.2829), (385, 0.5, 0.0999), (100, 0.9, 0.1176),
+                                       (0, 0.5, float("inf"))])
+def test_interval_width_golden(n, p, width):
+    assert splits.interval_width(n, p) == pytest.approx(width, abs=1e-4)
+
+
+def test_prepare_warns_about_missing_classes_and_a_small_test_split(tif_tree, tmp_path, capsys):
+    prep.prepare("karyotype", source=str(tif_tree), out=str(tmp_path / "out"), workers=1)
+    err = capsys.readouterr().err
+    assert "warning: 21 of 24 expected classes have no images: 3, 4," in err
+    assert "warning: the test split has 3 images (1 in its smallest class): the 95% interval " \
+           "of a test accuracy is up to 1.132 wide" in err
+    assert "--test-ratio 0.3: 18 images, width 0.462" in err

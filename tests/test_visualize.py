@@ -200,14 +200,10 @@ def test_compare_two_models_one_figure_per_sample(root, monkeypatch):
 
 
 def test_compare_needs_one_dataset(root, tmp_path, monkeypatch, capsys):
-    data = tmp_path / "data4"
-    data.mkdir()
-    meta = json.loads((root / "data" / "dataset.json").read_text())
-    (data / "dataset.json").write_text(json.dumps(dict(meta, num_classes=4, classes=list("abcd"))))
-    other = tmp_path / "other"
+    other = tmp_path / "other"  # a run trained on 4 classes (its input contract says so)
     shutil.copytree(root / "runs" / "vgg", other)
-    cfg = other / "config.yaml"
-    cfg.write_text(cfg.read_text().replace(str(root / "data"), str(data)))
+    contract = json.loads((other / "input.json").read_text())
+    (other / "input.json").write_text(json.dumps(dict(contract, classes=["0", "1", "2", "3"])))
     err = cli_error(monkeypatch, capsys, "--compare", str(root / "runs" / "tiny"), str(other))
     assert err.startswith("error: --compare needs runs on one dataset (same classes and channels)")
     assert "4 classes" in err and "3 classes" in err
@@ -227,7 +223,7 @@ def test_images_files_use_the_eval_preprocessing(root, tmp_path, monkeypatch):
     assert [s["name"] for s in report["samples"]] == ["bar", "rgb"]
     assert report["split"] is None
     assert (out / "00-bar" / "pool1.png").is_file() and (out / "01-rgb" / "overview.png").is_file()
-    spec = runs.open_run(root / "runs" / "tiny").spec()
+    spec = runs.open_run(root / "runs" / "tiny").contract
     _, x = vis.load_inputs(spec, images=[tmp_path / "bar.png"])
     assert x.shape == (1, 67, 67, 1)  # resized and 1-channel like training
     with pytest.raises(AnetError, match="no such image file"):

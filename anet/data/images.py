@@ -1,49 +1,44 @@
 """Image files -> model inputs, exactly as evaluation sees them (``anet predict``, ``visualize``).
 
-JPEG/PNG/BMP/GIF pass to ``pipeline.eval_transform`` as they are; TIFs (16-bit included) and
-other formats TensorFlow cannot decode are first converted with Pillow the way ``anet
-prepare`` converts them, then encoded as PNG.
+Files are read by the intensity policy ``sources.to_uint8`` (the same as ``anet prepare``):
+8-bit JPEG/PNG/BMP/GIF pass to ``pipeline.eval_transform`` as they are; TIFs, 16-bit and
+float images are converted with Pillow, then encoded as PNG.
 """
 
 from __future__ import annotations
 
+import glob
 import io
 import re
+import warnings
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from anet.data.sources import BadImage, check_pixels, to_gray8, too_large
+from anet.data.sources import BadImage, check_pixels, to_uint8, too_large
 from anet.errors import AnetError
 
 TF_FORMATS = ("JPEG", "PNG", "BMP", "GIF")  # what tf.io.decode_image reads itself
 WIDE_MODES = ("I", "F")  # 16/32-bit integer and float modes (Pillow's I;16, I;16B, ... start with I)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff")
 
 
-def image_bytes(path: str | Path, channels: int) -> bytes:
-    """Encoded bytes of an image file that ``eval_transform`` can decode.
-
-    JPEG/PNG/BMP/GIF with 8-bit pixels pass through unchanged; TIFs, 16-bit and float images
-    are converted like ``anet prepare`` does (8-bit gray, min-max scaled; RGB for 3-channel
-    datasets) and encoded as PNG.
-    """
+def open_image(path: str | Path) -> tuple[Image.Image, bytes]:
+    """(loaded Pillow image, the file's bytes), or AnetError ``PATH: cannot read image (why)``."""
     path = Path(path)
     try:
         raw = path.read_bytes()
         if not raw:
             raise AnetError(f"{path}: cannot read image (empty file)")
-        with Image.open(io.BytesIO(raw)) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about damaged tags; we read or refuse
+            im = Image.open(io.BytesIO(raw))
             check_pixels(im)
             im.load()
-            if im.format in TF_FORMATS and not im.mode.startswith(WIDE_MODES):
-                return raw
-            if channels == 3 and not im.mode.startswith(WIDE_MODES):
-                arr = np.asarray(im.convert("RGB"))
-            else:
-                arr = to_gray8(im)
     except FileNotFoundError:
         raise AnetError(f"{path}: no such image file") from None
+    except IsADirectoryError:
+        raise AnetError(f"{path}: is a folder, not an image file") from None
     except BadImage as e:
         raise AnetError(f"{path}: cannot read image ({e})") from None
     except Image.DecompressionBombError as e:
@@ -52,23 +47,62 @@ def image_bytes(path: str | Path, channels: int) -> bytes:
         raise AnetError(f"{path}: cannot read image (not an image Pillow recognises)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise AnetError(f"{path}: cannot read image ({e})") from None
+    return im, raw
+
+
+def image_bytes(path: str | Path, channels: int) -> tuple[bytes, tuple[int, int]]:
+    """(encoded bytes that ``pipeline.eval_transform`` decodes, (height, width)) of a file.
+
+    8-bit JPEG/PNG/BMP/GIF pass through unchanged; TIFs, 16-bit and float images are
+    converted by the intensity policy and encoded as PNG.
+    """
+    im, raw = open_image(path)
+    hw = (im.height, im.width)
+    if im.format in TF_FORMATS and not im.mode.startswith(WIDE_MODES):
+        return raw, hw  # TensorFlow decodes these to the same pixels
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "PNG")
-    return buf.getvalue()
+    Image.fromarray(to_uint8(im, channels)).save(buf, "PNG")
+    return buf.getvalue(), hw
 
 
-def load_inputs(paths, spec):
-    """Model inputs [N, S, S, C] float32 for image files, via ``pipeline.eval_transform``."""
+def load_input(path, spec):
+    """(model input [S, S, C], (height, width) of the file) of one image file."""
     import tensorflow as tf  # here: predict and visualize load TF only once they need it
 
     from anet.data.pipeline import eval_transform
 
-    xs = []
-    for p in paths:
-        data = image_bytes(p, spec.channels)
-        try:
-            xs.append(eval_transform(tf.constant(data), spec))
-        except tf.errors.InvalidArgumentError as e:
-            reason = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", e.message.splitlines()[0]).strip()
-            raise AnetError(f"{p}: cannot read image ({reason})") from None
-    return tf.stack(xs)
+    data, hw = image_bytes(path, spec.channels)
+    try:
+        return eval_transform(tf.constant(data), spec), hw
+    except tf.errors.InvalidArgumentError as e:
+        reason = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", e.message.splitlines()[0]).strip()
+        raise AnetError(f"{path}: cannot read image ({reason})") from None
+
+
+def load_inputs(paths, spec):
+    """Model inputs [N, S, S, C] float32 for image files, via ``pipeline.eval_transform``."""
+    import tensorflow as tf
+
+    return tf.stack([load_input(p, spec)[0] for p in paths])
+
+
+def expand_paths(args) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files named by ``args``: files as given, folders searched recursively for images
+    (hidden entries skipped), glob patterns expanded. Returns (files, [(arg, why unmatched)])."""
+    files, missing = [], []
+    for arg in map(str, args):
+        if Path(arg).is_dir():
+            found = sorted(p for p in Path(arg).rglob("*") if p.is_file()
+                           and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(arg).parts))
+            files += found
+            if not found:
+                missing.append((arg, "folder holds no image files"))
+        elif glob.has_magic(arg) and not Path(arg).exists():
+            found = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
+            files += found
+            if not found:
+                missing.append((arg, "no files match this pattern"))
+        else:
+            files.append(Path(arg))
+    return files, missing

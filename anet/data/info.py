@@ -41,6 +41,7 @@ class DatasetInfo:
     karyotypes: dict = field(default_factory=dict)  # cell -> its ISCN karyotype (e.g. 47,XY,+21)
     duplicates: int = 0  # examples whose image bytes repeat another's
     jpeg_quality: int = 0
+    intensity: str = ""  # intensity policy of the TIF/16-bit conversion (anet.data.contract)
     skipped: list = field(default_factory=list)  # source files that could not be read
     created: str = ""  # ISO time of prepare
     options: dict = field(default_factory=dict)  # prepare options it was built from (outdir.options)

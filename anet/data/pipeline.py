@@ -9,12 +9,11 @@ skip exactly the batches it already trained on.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import tensorflow as tf
 
-from anet.data.info import DatasetInfo
+from anet.data.contract import InputContract
 from anet.data.records import parse_example, shard_paths
 from anet.errors import AnetError
 
@@ -22,41 +21,14 @@ AUTOTUNE = tf.data.AUTOTUNE
 AUG_PAD = 8  # pixels of padding before the random crop
 
 
-@dataclass(frozen=True)
-class Preprocess:
-    """What the preprocessing needs: derived once from the config and dataset.json."""
-
-    image_size: int
-    channels: int
-    resize: str = "stretch"  # stretch | pad
-    pad_scale: float = 1.0  # pad mode: one scale for every image (keeps relative lengths)
-    mean: tuple[float, ...] = ()  # empty -> unit scaling only
-    std: tuple[float, ...] = ()
-
-
-def preprocess_spec(data_cfg, info: DatasetInfo) -> Preprocess:
-    """Derive the preprocessing spec from ``cfg.data`` and the dataset's ``dataset.json``."""
-    size = data_cfg.image_size
-    max_h, max_w = info.size.get("max", [size, size])
-    standardize = data_cfg.normalize == "standardize"
-    return Preprocess(
-        image_size=size,
-        channels=info.channels,
-        resize=data_cfg.resize,
-        pad_scale=size / max(max_h, max_w, 1),
-        mean=info.mean if standardize else (),
-        std=info.std if standardize else (),
-    )
-
-
-def decode(image_bytes: tf.Tensor, spec: Preprocess) -> tf.Tensor:
+def decode(image_bytes: tf.Tensor, spec: InputContract) -> tf.Tensor:
     """JPEG/PNG bytes -> uint8 [H, W, C] with the dataset's channel count."""
     img = tf.io.decode_image(image_bytes, channels=spec.channels, expand_animations=False)
     img.set_shape([None, None, spec.channels])
     return img
 
 
-def resize(img: tf.Tensor, spec: Preprocess) -> tf.Tensor:
+def resize(img: tf.Tensor, spec: InputContract) -> tf.Tensor:
     """uint8/float [H, W, C] -> float32 [S, S, C] in [0, 255].
 
     ``stretch`` scales each axis to S (the paper). ``pad`` scales every image by one factor
@@ -84,7 +56,7 @@ def resize(img: tf.Tensor, spec: Preprocess) -> tf.Tensor:
     return tf.ensure_shape(padded + fill, [s, s, spec.channels])
 
 
-def normalize(img: tf.Tensor, spec: Preprocess) -> tf.Tensor:
+def normalize(img: tf.Tensor, spec: InputContract) -> tf.Tensor:
     """[0, 255] -> [0, 1], then per-channel standardization when the spec has mean/std."""
     x = img / 255.0
     if spec.mean:
@@ -92,7 +64,7 @@ def normalize(img: tf.Tensor, spec: Preprocess) -> tf.Tensor:
     return x
 
 
-def augment(img: tf.Tensor, seed: tf.Tensor, spec: Preprocess) -> tf.Tensor:
+def augment(img: tf.Tensor, seed: tf.Tensor, spec: InputContract) -> tf.Tensor:
     """Random crop (after padding AUG_PAD px by edge reflection) and horizontal flip."""
     s = spec.image_size
     seeds = tf.random.experimental.stateless_split(seed, 2)
@@ -101,7 +73,7 @@ def augment(img: tf.Tensor, seed: tf.Tensor, spec: Preprocess) -> tf.Tensor:
     return tf.image.stateless_random_flip_left_right(img, seed=seeds[1])
 
 
-def eval_transform(image_bytes: tf.Tensor, spec: Preprocess) -> tf.Tensor:
+def eval_transform(image_bytes: tf.Tensor, spec: InputContract) -> tf.Tensor:
     """Bytes -> model input, for evaluation and prediction."""
     return normalize(resize(decode(image_bytes, spec), spec), spec)
 
@@ -148,7 +120,7 @@ def _records(files: list[str], seed: int | None) -> tf.data.Dataset:
 
 
 def train_dataset(
-    data_dir: str | Path, spec: Preprocess, *, batch_size: int, epoch: int, seed: int,
+    data_dir: str | Path, spec: InputContract, *, batch_size: int, epoch: int, seed: int,
     skip_batches: int = 0, augment_images: bool = False, shuffle_buffer: int = 10000,
 ) -> tf.data.Dataset:
     """One epoch of shuffled training batches (drop_remainder: static shapes for XLA).
@@ -175,19 +147,22 @@ def train_dataset(
 
 
 def eval_dataset(
-    data_dir: str | Path, split: str, spec: Preprocess, *, batch_size: int,
+    data_dir: str | Path, split: str, spec: InputContract, *, batch_size: int,
     max_batches: int = 0, with_meta: bool = False,
 ) -> tf.data.Dataset:
     """A split in file order, every example once (last batch may be smaller).
 
-    With ``with_meta`` each element is (image, label, filename, cell) for per-example reports.
+    With ``with_meta`` each element is (image, label, filename, cell, [height, width] of the
+    stored image) for per-example reports.
     """
 
     def parse(serialized):
         ex = parse_example(serialized)
         img = eval_transform(ex["image"], spec)
         label = tf.cast(ex["label"], tf.int32)
-        return (img, label, ex["filename"], ex["cell"]) if with_meta else (img, label)
+        if not with_meta:
+            return img, label
+        return img, label, ex["filename"], ex["cell"], tf.stack([ex["height"], ex["width"]])
 
     ds = _records(_files(data_dir, split), None)
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size)

@@ -34,8 +34,9 @@ from tqdm import tqdm
 
 from anet import lock
 from anet.data import outdir, sources, synthetic
+from anet.data.contract import INTENSITY
 from anet.data.info import DATASET_JSON, DatasetInfo, load_dataset
-from anet.data.splits import SPLITS, assign_splits, group_ids
+from anet.data.splits import SPLITS, assign_splits, group_ids, split_warnings
 from anet.errors import AnetError
 from anet.files import atomic_write, check_writable
 from anet.report import table1
@@ -262,6 +263,7 @@ def summarize(raw: sources.RawDataset, facts: dict, split: np.ndarray, skipped: 
         "has_polarity": any(p >= 0 for p in facts["polarity"]),
         "karyotypes": dict(sorted(facts["karyotypes"].items())),
         "duplicates": len(labels) - len(set(facts["digest"])), "jpeg_quality": JPEG_QUALITY,
+        "intensity": INTENSITY,
         "skipped": skipped, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -384,4 +386,6 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
         if meta.skipped:
             print(f"skipped {len(meta.skipped)} files (listed in {finished})", file=sys.stderr)
         print(table1([meta]))
+        for warning in split_warnings(meta):
+            print(f"warning: {warning}", file=sys.stderr)
         return meta

@@ -301,7 +301,7 @@ def karyotype_label(text: str) -> int | None:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode one chromosome image to 8-bit grayscale HxW (16-bit scaled by its range).
+    """Decode one chromosome image to 8-bit grayscale HxW by the intensity policy (``to_uint8``).
 
     Raises:
         BadImage: empty, non-image, corrupt or truncated file (message = the reason).
@@ -314,7 +314,7 @@ def read_image(path: str | Path) -> np.ndarray:
             with Image.open(path) as im:
                 check_pixels(im)
                 im.load()
-                return to_gray8(im)
+                return to_uint8(im, 1)
     except Image.DecompressionBombError as e:  # Pillow's own check at open, at twice its limit
         raise BadImage(too_large(e)) from None
     except UnidentifiedImageError:
@@ -337,15 +337,29 @@ def too_large(pixels: int | Exception) -> str:
     return f"too large: {pixels:,} pixels (the limit is {MAX_PIXELS:,})"
 
 
-def to_gray8(im: Image.Image) -> np.ndarray:
-    """Pillow image -> uint8 HxW: 16-bit/int/float min-max scaled, colour via ITU-R 601 luma."""
+def _bits(im: Image.Image) -> int:
+    """Bit depth of an integer image mode ("I;16", "I;16B" -> 16; "I" -> TIFF tag or 32)."""
+    if im.mode.startswith("I;16"):
+        return 16
+    tag = getattr(im, "tag_v2", {}).get(258) if im.format == "TIFF" else None
+    bits = tag[0] if isinstance(tag, tuple) and tag else tag
+    return int(bits) if isinstance(bits, int) and 8 <= bits <= 32 else 32
+
+
+def to_uint8(im: Image.Image, channels: int = 1) -> np.ndarray:
+    """Pillow image -> uint8 HxW (``channels`` 1) or HxWx3 by the intensity policy
+    (``contract.INTENSITY_TEXT``): integer pixels scaled by the full range of their bit depth
+    (8-bit as is, 16-bit x 255/65535; never by the image's own min..max), float pixels taken as
+    0..1, colour to gray by ITU-R 601 luma, gray repeated for 3 channels. So one picture saved
+    as 8-bit, 16-bit or RGB gives the same pixels within rounding."""
     if im.mode.startswith("I") or im.mode == "F":
         a = np.asarray(im, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
-        scale = 255.0 / (hi - lo) if hi > lo else 0.0
-        return np.round((a - lo) * scale).astype(np.uint8)
-    if im.mode != "L":
-        im = im.convert("L")
+        top = 1.0 if im.mode == "F" else float(2 ** _bits(im) - 1)
+        gray = np.round(np.clip(a / top, 0.0, 1.0) * 255.0).astype(np.uint8)
+        return np.stack([gray] * 3, axis=-1) if channels == 3 else gray
+    want = "RGB" if channels == 3 else "L"
+    if im.mode != want:
+        im = im.convert(want)  # "L" from colour: ITU-R 601 luma (Pillow's definition)
     return np.asarray(im, dtype=np.uint8).copy()
 
 

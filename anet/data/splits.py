@@ -108,3 +108,49 @@ def group_ids(cells: list[str], digests: list[bytes]) -> np.ndarray:
             if j != i:
                 parent[find(i)] = find(j)
     return np.array([find(i) for i in range(len(cells))], np.int64)
+
+
+# --------------------------------------------------------------------------- what a split can say
+
+Z95 = 1.959964  # two-sided 95% normal quantile
+GOOD_WIDTH = 0.1  # a test split narrower than this (+-5 points) says something useful
+
+
+def interval_width(n: int, p: float = 0.5) -> float:
+    """Width of the 95% (normal-approximation) interval of an accuracy ``p`` measured on ``n``
+    images; ``p`` = 0.5 is the widest case. ``inf`` for an empty split."""
+    return 2 * Z95 * (p * (1 - p) / n) ** 0.5 if n > 0 else float("inf")
+
+
+def images_for_width(width: float, p: float = 0.5) -> int:
+    """Fewest test images whose 95% interval is at most ``width`` wide."""
+    return int(np.ceil((2 * Z95) ** 2 * p * (1 - p) / width**2))
+
+
+def split_warnings(meta) -> list[str]:
+    """Warnings about a prepared dataset (its DatasetInfo) a lab should see before training:
+    expected classes without any image, and a test split too small to say much."""
+    counts, classes = meta.counts, list(meta.classes)
+    total = {c: sum(counts[s][c] for s in SPLITS) for c in classes}
+    out = []
+    missing = [c for c in classes if total[c] == 0]
+    if missing:
+        out.append(f"{len(missing)} of {len(classes)} expected classes have no images: "
+                   f"{', '.join(missing)} (the model still gets an output for each; add their "
+                   "images or check the folder names)")
+    n, all_images = int(meta.totals["test"]), int(meta.totals["total"])
+    width = interval_width(n)
+    if n and width > GOOD_WIDTH:  # an empty test split has its own warning (prepare)
+        present = [c for c in classes if total[c]]
+        fewest = min(counts["test"][c] for c in present) if present else 0
+        need = images_for_width(GOOD_WIDTH)
+        ratios = sorted({r for r in (0.1, 0.2, 0.3) if r * all_images < need}
+                        | ({np.ceil(need / all_images * 100) / 100} if need <= 0.5 * all_images else set()))
+        options = "; ".join(f"--test-ratio {r:g}: {int(r * all_images)} images, width "
+                            f"{interval_width(int(r * all_images)):.3f}" for r in ratios)
+        enough = (f"{need} images give width {GOOD_WIDTH}" if need <= 0.5 * all_images else
+                  f"width {GOOD_WIDTH} needs {need} test images, more than half of these {all_images}")
+        out.append(f"the test split has {n} images ({fewest} in its smallest class): the 95% "
+                   f"interval of a test accuracy is up to {width:.3f} wide (+-{width * 50:.1f} "
+                   f"points); {enough}. {options}")
+    return out
