@@ -24,7 +24,7 @@ from anet import checkpoints, karyotype, stall
 from anet.config import dump_yaml
 from anet.data.info import DatasetInfo
 from anet.errors import AnetError
-from anet.files import atomic_write, check_writable
+from anet.files import atomic_write, check_writable, safe_name
 from anet.plotting import pyplot, save_figure
 from anet.runlog import record_command
 from anet.runs import RunPaths, build_model, check_fits, choose_checkpoint, open_run
@@ -135,8 +135,6 @@ def predictions_csv(parts: list[dict], classes) -> str:
 def other_dataset(spec, ident: dict) -> str:
     """'' when ``ident`` (see dataset_identity) is the dataset the run was trained on; else a
     file-safe name for results on it (its name, plus its hash when the names are equal)."""
-    from anet.data.sources import safe_name
-
     if not spec.dataset_sha256 or ident["sha256"] == spec.dataset_sha256:
         return ""
     name = safe_name(str(ident["name"]))
