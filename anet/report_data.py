@@ -42,6 +42,7 @@ class RunView:
     commands: tuple  # commands.jsonl rows (empty for runs made before it existed)
     dataset_info: DatasetInfo | None  # dataset.json of the run's data folder (None if gone)
     errors_png: Path | None  # evaluate's gallery of misclassified images
+    other_evals: tuple  # (file name, dict) of eval-*.json: other datasets, --ckpt partial runs
     figure4: tuple  # PNGs of `anet visualize --compare` (else the single-run overviews)
 
     @property
@@ -134,6 +135,16 @@ def _figure4(run_dir: Path) -> tuple:
     return tuple(compare or sorted(folder.glob("*/overview.png")))
 
 
+def _other_evals(run_dir: Path) -> tuple:
+    """eval-*.json beside eval.json (another dataset, or a partial --ckpt evaluation)."""
+    out = []
+    for path in sorted(run_dir.glob("eval-*.json")):
+        data = read_json(path)
+        if data and isinstance(data.get("accuracy"), dict) and isinstance(data.get("dataset"), dict):
+            out.append((path.name, data))
+    return tuple(out)
+
+
 def read_run(run_dir: Path, name: str | None = None) -> RunView:
     """Everything the page shows about one run folder."""
     paths = RunPaths(run_dir)
@@ -167,6 +178,7 @@ def read_run(run_dir: Path, name: str | None = None) -> RunView:
         ckpts=tuple(ckpts),
         commands=tuple(read_commands(run_dir)), dataset_info=info,
         errors_png=errors_png if ev and errors_png.is_file() else None,
+        other_evals=_other_evals(run_dir),
         figure4=_figure4(run_dir))
 
 

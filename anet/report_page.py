@@ -287,6 +287,13 @@ def _run_section(r: RunView, figdir: Path) -> list:
     if side:
         blocks.append(Group(tuple(side)))
     blocks += _karyotype(r)
+    if r.other_evals:
+        rows = tuple((name, str(o["dataset"].get("name", "?")), str((o.get("chosen") or {}).get("name", "?")),
+                      str(o.get("split", "?")), fmt_acc(o["accuracy"].get("valid")),
+                      fmt_acc(o["accuracy"].get("test"))) for name, o in r.other_evals)
+        blocks.append(Table(("File", "Dataset", "Checkpoint", "Split", "Valid", "Test"), rows,
+                            f"Other evaluations of {r.name} (another dataset with `--set data.dir`, "
+                            "or one checkpoint with `--ckpt`; eval.json above is the run's own)."))
     if r.errors_png:
         blocks.append(Figure(r.errors_png, f"Misclassified {ev.get('split', 'test')} images of "
                              f"{r.name} (true / predicted, probability)."))

@@ -144,6 +144,9 @@ def runs(tmp_path_factory):
         "penalty": 3.0, "split": "test", "per_cell": [
             {"cell": "c1", "chromosomes": 46, "correct_before": 30, "correct_after": 40},
             {"cell": "c2", "chromosomes": 46, "correct_before": 34, "correct_after": 34}]})
+    other = json.loads((root / "alex" / "eval.json").read_text())
+    other["dataset"]["name"] = "lab-tifs"
+    (root / "alex" / "eval-lab-tifs.json").write_text(json.dumps(other))
     compare = root / "alex" / "visualize" / "compare"
     compare.mkdir(parents=True)
     png(compare / "compare-00-a.png")
@@ -201,6 +204,9 @@ def test_html_page_structure(runs, tmp_path, capsys):
                                                          ["c1", "47,XY,+21", "46", "30", "40"]]
     per_class = [t for t in page.tables if t["caption"].startswith("Per-class metrics")]
     assert len(per_class) == 4 and len(per_class[-1]["rows"]) == 1 + 24
+    others = [t for t in page.tables if t["caption"].startswith("Other evaluations of alex")]
+    assert len(others) == 1 and others[0]["rows"][1] == [
+        "eval-lab-tifs.json", "lab-tifs", "ckpt-00000030", "test", "0.9500", "0.9400"]
     for h in ("Methods: commands, configs, data and code", "pending", "empty"):
         assert h in page.headings
 
