@@ -101,7 +101,10 @@ def summary(config, overrides) -> None:
 @click.option("--run-dir", type=click.Path(), default=None,
               help="Run directory (default run.dir, else runs/<config name>).")
 @click.option("--gpu", type=int, default=None, help="Run on this one GPU (others hidden).")
-def train(config, overrides, run_dir, gpu) -> None:
+@click.option("--seeds", default=None, metavar="0,1,2",
+              help="One run per seed in RUN/seed-N (run.seed=N), one after another; "
+                   "evaluate and report take RUN as one experiment (mean ± std).")
+def train(config, overrides, run_dir, gpu, seeds) -> None:
     """Train one experiment; re-running on the same run directory resumes it.
 
     Ctrl-C finishes the current step, writes a checkpoint and exits; the same command
@@ -109,12 +112,18 @@ def train(config, overrides, run_dir, gpu) -> None:
     """
     from anet.config import load_config
     from anet.devices import select_gpu
+    from anet.runs import parse_seeds
 
     cfg = load_config(config, overrides)
+    seed_list = parse_seeds(seeds) if seeds is not None else None
     select_gpu(gpu)  # before TensorFlow initialises its devices
     from anet.train import train as run_train
+    from anet.train import train_seeds
 
-    run_train(cfg, run_dir)
+    if seed_list is None:
+        run_train(cfg, run_dir)
+    else:
+        train_seeds(cfg, run_dir, seed_list)
 
 
 @cli.command("train-many")
@@ -122,12 +131,16 @@ def train(config, overrides, run_dir, gpu) -> None:
 @set_option
 @click.option("--gpus", default="", metavar="0,1,2",
               help="One model per GPU, in parallel; without GPUs the runs go one after another.")
-def train_many(configs, overrides, gpus) -> None:
+@click.option("--seeds", default=None, metavar="0,1,2",
+              help="Each config once per seed, in RUN/seed-N (run.seed=N).")
+def train_many(configs, overrides, gpus, seeds) -> None:
     """Train several experiments, one model per GPU (each in its own run dir and train.log)."""
     from anet.devices import parse_gpus
     from anet.devices import train_many as run_many
+    from anet.runs import parse_seeds
 
-    sys.exit(run_many(list(configs), list(overrides), parse_gpus(gpus)))
+    seed_list = parse_seeds(seeds) if seeds is not None else ()
+    sys.exit(run_many(list(configs), list(overrides), parse_gpus(gpus), seed_list))
 
 
 ckpt_dir_option = click.option(
@@ -220,10 +233,15 @@ def visualize(ckpt_dir, layers, samples, split, images, out, ckpt, compare) -> N
 @click.option("--visualize", is_flag=True,
               help="With --html/--md: run `anet visualize` (--compare across models) for Figure 4 "
                    "where the runs have none.")
-def report(runs, datasets, as_csv, html_out, md_out, visualize) -> None:
+@click.option("--per-seed", is_flag=True,
+              help="A row per seed run instead of one mean ± std row per --seeds folder.")
+def report(runs, datasets, as_csv, html_out, md_out, visualize, per_seed) -> None:
     """Paper Table 2 for evaluated RUNS (from eval.json) and Table 1 for --dataset folders;
-    --html/--md: the whole comparison as one page (there a RUN holding seed-N folders is one
-    experiment: mean ± std over its seeds)."""
+    --html/--md: the whole comparison as one page. A RUN holding seed-N folders (anet train
+    --seeds) is one experiment: mean ± std (n) over its seeds; --per-seed lists each."""
+    if per_seed and (html_out or md_out):
+        raise AnetError("--per-seed is for the text table; the --html/--md page already lists "
+                        "every seed run in its per-run table")
     if visualize and not (html_out or md_out):
         raise AnetError("--visualize makes Figure 4 for the page; add --html OUT.html or --md OUT.md")
     if html_out or md_out:
@@ -236,7 +254,7 @@ def report(runs, datasets, as_csv, html_out, md_out, visualize) -> None:
         return
     from anet.report import report as make_report
 
-    click.echo(make_report(runs, datasets, as_csv=as_csv))
+    click.echo(make_report(runs, datasets, as_csv=as_csv, per_seed=per_seed))
 
 
 @cli.command()

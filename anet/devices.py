@@ -48,16 +48,21 @@ def parse_gpus(text: str) -> list[int]:
     return gpus
 
 
-def train_many(configs: list[str], overrides: list[str], gpus: list[int]) -> int:
+def train_many(configs: list[str], overrides: list[str], gpus: list[int],
+               seeds: tuple[int, ...] = ()) -> int:
     """Run ``anet train`` for each config, one per GPU at a time; sequentially without GPUs.
 
+    With ``seeds`` each config runs once per seed, in ``<run dir>/seed-N`` with run.seed=N.
     Each run logs to ``<run dir>/train.log``. Returns the worst exit code.
     """
     jobs = []
     for path in configs:  # validate every config before starting anything
         cfg = load_config(path, overrides)
-        jobs.append((path, default_run_dir(cfg)))
-    run_dirs = [str(d) for _, d in jobs]
+        if not seeds:
+            jobs.append((path, default_run_dir(cfg), []))
+        for seed in seeds:
+            jobs.append((path, RunPaths(default_run_dir(cfg)).seed(seed).dir, [f"run.seed={seed}"]))
+    run_dirs = [str(d) for _, d, _ in jobs]
     if len(set(run_dirs)) != len(run_dirs):
         raise AnetError("train-many: two configs share a run directory; give them distinct run.dir")
     slots = gpus or [None]
@@ -70,11 +75,11 @@ def train_many(configs: list[str], overrides: list[str], gpus: list[int]) -> int
         while (queue and not stop.count) or running:
             for slot in slots:
                 if slot not in running and queue and not stop.count:
-                    path, run_dir = queue.pop(0)
+                    path, run_dir, extra = queue.pop(0)
                     run_dir.mkdir(parents=True, exist_ok=True)
                     log = open(RunPaths(run_dir).train_log, "a")
                     cmd = [sys.executable, "-m", "anet.cli", "train", path, "--run-dir", str(run_dir)]
-                    cmd += [a for o in overrides for a in ("--set", o)]
+                    cmd += [a for o in [*overrides, *extra] for a in ("--set", o)]
                     if slot is not None:
                         cmd += ["--gpu", str(slot)]
                     where = f"GPU {slot}" if slot is not None else "CPU"
@@ -99,7 +104,8 @@ def train_many(configs: list[str], overrides: list[str], gpus: list[int]) -> int
             signal.signal(sig, handler)
     if stop.count:
         if queue:
-            print(f"not started: {', '.join(p for p, _ in queue)}", flush=True)
+            print(f"not started: {', '.join(f'{p} ({d})' if x else p for p, d, x in queue)}",
+                  flush=True)
         return 130
     return max(codes, default=0)
 

@@ -172,6 +172,15 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
     predictions = Path(predictions) if predictions is not None else None
     if predictions is not None and (predictions.is_dir() or not predictions.parent.is_dir()):
         raise AnetError(f"--predictions {predictions}: name a .csv file in an existing folder")
+    seeds = RunPaths(run_dir).seed_runs()
+    if seeds and not RunPaths(run_dir).checkpoints.is_dir():
+        if ckpt or predictions is not None:
+            what = "--ckpt names one run's checkpoint" if ckpt else "--predictions is one run's"
+            raise AnetError(f"{run_dir} holds {len(seeds)} seed runs; {what}: "
+                            f"pass --ckpt-dir {seeds[0]}")
+        return evaluate_seeds(seeds, split=split, batch_size=batch_size,
+                              train_batches=train_batches, scale=scale,
+                              predictions=None, overrides=overrides)
     run = open_run(run_dir, overrides)
     check_writable(run.dir, "evaluate writes eval.json there; fix its permissions")
     with pipeline.read_errors(run.cfg.data.dir):  # a damaged shard: one line naming it
@@ -295,6 +304,22 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
 def dataset_identity(info: DatasetInfo) -> dict:
     """What identifies the dataset a result was computed on: name, totals, sha256 of dataset.json."""
     return {"name": info.name, "dir": str(info.dir), "totals": info.totals, "sha256": info.sha256}
+
+
+def evaluate_seeds(seed_dirs: list[Path], **options) -> dict:
+    """``anet evaluate`` on a ``--seeds`` folder: each ``seed-N`` run in turn (its own eval.json),
+    then one line per split of mean ± std over the seeds. Returns ``{"runs": [eval dicts]}``."""
+    from anet.report_data import fmt_mean_std
+
+    results = [evaluate(d, **options) for d in seed_dirs]
+    parent = Path(seed_dirs[0]).parent
+    lines = [f"{parent}: {len(results)} seeds ({', '.join(Path(d).name for d in seed_dirs)})"]
+    for s in ("train", "valid", "test"):
+        values = [r["accuracy"].get(s) for r in results]
+        if any(v is not None for v in values):
+            lines.append(f"{s:<6} {fmt_mean_std(values)}  (mean ± std, n={len(results)})")
+    print("\n".join(lines))
+    return {"runs": results}
 
 
 def summary(result: dict, predictions: Path | None = None) -> str:

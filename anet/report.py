@@ -156,22 +156,52 @@ def fmt_acc(v) -> str:
     return fmt_num(v, 4)
 
 
-def table2(evals: list[dict], as_csv: bool = False) -> str:
+def _run_name(run: str) -> str:
+    """A run's short name: its folder, ``PARENT/seed-N`` for one seed of a ``--seeds`` folder."""
+    p = Path(run)
+    return f"{p.parent.name}/{p.name}" if p.name.startswith("seed-") else p.name
+
+
+def _cell(values: list) -> str:
+    """One accuracy, or ``mean ± std (n=N)`` over an experiment's seeds."""
+    from anet.report_data import fmt_mean_std, mean_std
+
+    n = mean_std(values)[2]
+    return fmt_mean_std(values) + (f" (n={n})" if n > 1 else "") if n else "-"
+
+
+def table2(evals: list, as_csv: bool = False) -> str:
     """The paper's Table 2: a row per model, train/valid/test accuracy per dataset.
 
     Args:
-        evals: eval.json dicts (with ``run``, ``model``, ``dataset.name``, ``accuracy``).
+        evals: eval.json dicts (with ``run``, ``model``, ``dataset.name``, ``accuracy``), or
+            lists of them: one experiment's seed runs, shown as ``mean ± std (n=N)``.
     """
-    datasets = list(dict.fromkeys(e["dataset"]["name"] for e in evals))
-    pairs = [(e["model"], e["dataset"]["name"]) for e in evals]
+    groups = [e if isinstance(e, list) else [e] for e in evals]
+    datasets = list(dict.fromkeys(g[0]["dataset"]["name"] for g in groups))
+    pairs = [(g[0]["model"], g[0]["dataset"]["name"]) for g in groups]
     rows: dict[str, dict] = {}
-    for e, pair in zip(evals, pairs):
-        label = e["model"] if pairs.count(pair) == 1 else f"{e['model']} ({Path(e['run']).name})"
-        rows.setdefault(label, {})[e["dataset"]["name"]] = e["accuracy"]
+    for g, pair in zip(groups, pairs):
+        name = _run_name(g[0]["run"]) if len(g) == 1 else Path(g[0]["run"]).parent.name
+        label = pair[0] if pairs.count(pair) == 1 else f"{pair[0]} ({name})"
+        rows.setdefault(label, {})[pair[1]] = [e["accuracy"] for e in g]
     header = ["Model"] + [f"{d} {s}" for d in datasets for s in SPLITS]
-    body = [[label] + [fmt_acc(accs.get(d, {}).get(s)) for d in datasets for s in SPLITS]
-            for label, accs in rows.items()]
+    body = [[label] + [_cell([a.get(s) for a in accs.get(d, [])]) for d in datasets
+                       for s in SPLITS] for label, accs in rows.items()]
     return render(header, body, as_csv)
+
+
+def experiment_evals(runs, per_seed: bool = False) -> list:
+    """eval.json dicts of ``runs`` for :func:`table2`: a folder of ``seed-N`` runs (``anet
+    train --seeds``) is one experiment (a list), or one entry per seed with ``per_seed``."""
+    from anet.report_data import expand_seed_runs
+
+    out: list = []
+    for _, dirs in expand_seed_runs(runs):
+        evals = [load_eval(d) for d in dirs]
+        seeded = any(d.name.startswith("seed-") for d in dirs)
+        out += evals if per_seed or not seeded else [evals]
+    return out
 
 
 def _size(size: dict) -> str:
@@ -194,13 +224,14 @@ def table1(infos: list[DatasetInfo], as_csv: bool = False) -> str:
     return render(*table1_rows(infos), as_csv)
 
 
-def report(runs=(), datasets=(), as_csv: bool = False) -> str:
-    """Table 1 for ``datasets`` (prepared folders) and Table 2 for ``runs`` (evaluated runs)."""
+def report(runs=(), datasets=(), as_csv: bool = False, per_seed: bool = False) -> str:
+    """Table 1 for ``datasets`` (prepared folders) and Table 2 for ``runs`` (evaluated runs;
+    a ``--seeds`` folder is one row of mean ± std, or a row per seed with ``per_seed``)."""
     if not runs and not datasets:
         raise AnetError("nothing to report; pass run directories and/or --dataset data/NAME")
     parts = []
     if datasets:
         parts.append(table1([load_dataset(d) for d in datasets], as_csv))
     if runs:
-        parts.append(table2([load_eval(r) for r in runs], as_csv))
+        parts.append(table2(experiment_evals(runs, per_seed), as_csv))
     return "\n\n".join(parts)

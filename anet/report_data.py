@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +19,8 @@ from anet.data.info import DatasetInfo, load_dataset
 from anet.errors import AnetError
 from anet.report import load_eval
 from anet.runlog import read_commands, read_metrics
+from anet.runs import SEED_RUN as SEED_DIR
 from anet.runs import RunPaths
-
-SEED_DIR = re.compile(r"seed-(\d+)")
 
 
 @dataclass(frozen=True)

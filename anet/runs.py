@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from dataclasses import dataclass
 from functools import cached_property
@@ -39,6 +40,8 @@ class RunPaths:
         RUN/.anet.lock            held while anet train runs (see anet.lock)
         RUN/train.log             train-many's log of one run
         RUN/worker-N/             a non-chief worker's own run folder (multi-worker training)
+        RUN/seed-N/               one seed's run of `anet train --seeds` (the folder is then one
+                                  experiment: evaluate and report take it as a whole)
     """
 
     dir: Path
@@ -117,6 +120,35 @@ class RunPaths:
 
     def worker(self, index: int) -> RunPaths:
         return RunPaths(self.dir / f"worker-{index}")
+
+    def seed(self, seed: int) -> RunPaths:
+        return RunPaths(self.dir / f"{SEED_PREFIX}{seed}")
+
+    def seed_runs(self) -> list[Path]:
+        """The ``seed-N`` run folders inside this folder, by N (empty: not a seeds folder)."""
+        if not self.dir.is_dir():
+            return []
+        found = [(int(m.group(1)), d) for d in self.dir.iterdir()
+                 if d.is_dir() and (m := SEED_RUN.fullmatch(d.name))]
+        return [d for _, d in sorted(found)]
+
+
+SEED_PREFIX = "seed-"
+SEED_RUN = re.compile(r"seed-(\d+)")
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``--seeds 0,1,2`` (or ``0-4``) -> (0, 1, 2); a clear AnetError otherwise."""
+    seeds: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",")):
+            lo, _, hi = part.partition("-")
+            seeds += range(int(lo), int(hi) + 1) if hi else [int(lo)]
+    except ValueError:
+        raise AnetError(f"--seeds {text!r}: expected seeds like 0,1,2 or 0-4") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise AnetError(f"--seeds {text!r}: give distinct seeds >= 0, e.g. 0,1,2")
+    return tuple(seeds)
 
 
 @dataclass(frozen=True)

@@ -228,6 +228,24 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.Checkpo
     return final
 
 
+def train_seeds(cfg: Config, run_dir: str | Path | None, seeds) -> list:
+    """``anet train --seeds``: one run per seed in ``RUN/seed-N`` (``run.seed`` = N), in turn.
+
+    Each is an ordinary run (resumable, locked); rerunning the command resumes or skips them.
+    Returns their final checkpoint states.
+    """
+    paths = RunPaths(run_dir or default_run_dir(cfg))
+    if paths.checkpoints.is_dir():
+        raise AnetError(f"{paths.dir} is a single-seed run; give --seeds another --run-dir")
+    finals = []
+    for seed in seeds:
+        print(f"seed {seed} -> {paths.seed(seed).dir}")
+        keras.backend.clear_session()  # a fresh graph per seed, as in a new process
+        seeded = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, seed=seed))
+        finals.append(train(seeded, paths.seed(seed).dir))
+    return finals
+
+
 def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.CheckpointState:
     """Start or resume a run: its session and where the loop continues, or the final
     checkpoint of a run that needs no more training."""

@@ -140,3 +140,23 @@ def test_save_figure_is_atomic_and_closes(tmp_path):
     assert out == tmp_path / "f.png" and out.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["f.png"]  # no temp file left
     assert not plt.fignum_exists(fig.number)
+
+
+def test_a_seeds_folder_is_one_row_of_mean_std_and_n(tmp_path, monkeypatch, capsys):
+    exp = tmp_path / "fm_anetc6"
+    for seed, (valid, test) in enumerate([(0.86, 0.85), (0.88, 0.87), (0.87, 0.89)]):
+        eval_json(exp / f"seed-{seed}", "anetc6", "fashion", 0.9, valid, test)
+    single = eval_json(tmp_path / "fm_alexnet", "alexnet", "fashion", 0.95, 0.9, None)
+    # valid: mean 0.87, sample std 0.01; test: mean 0.87, std 0.02
+    assert report([exp, single]).splitlines()[2:] == [
+        "| anetc6 | 0.9000 ± 0.0000 (n=3) | 0.8700 ± 0.0100 (n=3) | 0.8700 ± 0.0200 (n=3) |",
+        "| alexnet | 0.9500 | 0.9000 | - |",
+    ]
+    rows = report([exp], per_seed=True).splitlines()[2:]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| anetc6 (fm_anetc6/seed-0)", "| anetc6 (fm_anetc6/seed-1)", "| anetc6 (fm_anetc6/seed-2)"]
+    code, out, _ = run_cli(monkeypatch, capsys, "report", exp, "--per-seed", "--csv")
+    assert code == 0 and out.splitlines()[1] == "anetc6 (fm_anetc6/seed-0),0.9000,0.8600,0.8500"
+    code, _, err = run_cli(monkeypatch, capsys, "report", exp, "--per-seed", "--html",
+                           tmp_path / "r.html")
+    assert code == 2 and "--per-seed is for the text table" in err
