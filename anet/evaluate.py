@@ -192,7 +192,7 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
               scale: float, predictions: Path | None) -> dict:
     from anet.data import pipeline
     from anet.data.contract import check_dataset
-    from anet.train import make_eval_fn
+    from anet.steps import make_eval_fn
 
     info, spec = run.dataset, run.contract
     data_dir, batch = run.cfg.data.dir, batch_size or run.cfg.train.batch_size

@@ -1,6 +1,6 @@
 """Training-side benchmark sections for `make bench` (imported by scripts/bench.py).
 
-Every figure uses anet's own code: ``anet.train.make_train_step`` (the compiled step that
+Every figure uses anet's own code: ``anet.steps.make_train_step`` (the compiled step that
 `anet train` runs) fed by ``anet.data.pipeline.train_dataset`` (the real input pipeline) or
 by one batch held in memory. Each figure is the median of per-step times after warm-up;
 the spread (min..max) is reported beside it.
@@ -82,7 +82,7 @@ def train_rates(name: str, size: int, data_dir: Path, *, batch: int = 64, steps:
     from anet import models
     from anet.config import ModelConfig, TrainConfig
     from anet.data import pipeline
-    from anet.train import make_optimizer, make_train_step
+    from anet.steps import make_optimizer, make_train_step
 
     info, spec = _spec(data_dir, size)
     keras.mixed_precision.set_dtype_policy(precision)

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from anet import models
 from anet.config import TrainConfig
-from anet.train import make_optimizer, make_train_step
+from anet.steps import make_optimizer, make_train_step
 
 STEPS, BATCH = 4, 8
 

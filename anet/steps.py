@@ -1,0 +1,104 @@
+"""The compiled pieces a training loop runs: distribution strategy, optimizer, train step and
+evaluation function (used by ``anet train``, ``anet evaluate`` and the benchmarks)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from anet.data import pipeline
+from anet.errors import AnetError
+
+
+def make_strategy(distribute: str) -> tf.distribute.Strategy:
+    if distribute == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if distribute == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise AnetError("train.distribute=multi_worker needs the TF_CONFIG environment variable")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def worker_index() -> int:
+    """This process's task index under TF_CONFIG (0 when not multi-worker)."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    return int(tf_config.get("task", {}).get("index", 0))
+
+
+def make_optimizer(train_cfg, lr: float) -> keras.optimizers.Optimizer:
+    if train_cfg.optimizer == "adam":
+        opt = keras.optimizers.Adam(learning_rate=lr)
+    else:
+        momentum = train_cfg.momentum if train_cfg.optimizer == "momentum" else 0.0
+        opt = keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
+    if train_cfg.precision == "mixed_float16":
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+def make_train_step(model, optimizer, strategy, global_batch: int, jit_compile: bool,
+                    distributed: bool = False):
+    """Compiled step: returns (mean loss, number of correct predictions) over the global batch.
+
+    XLA cannot compile cross-device collectives on CPU, so under a distribution strategy only
+    the forward/backward pass is XLA-compiled and the (all-reducing) update runs outside it.
+    """
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+
+    def forward_backward(x, y):
+        with tf.GradientTape() as tape:
+            probs = model(x, training=True)
+            loss = tf.nn.compute_average_loss(loss_fn(y, probs), global_batch_size=global_batch)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            scaled = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, model.trainable_variables)
+        pred = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        return loss, tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32)), grads
+
+    if distributed:
+        forward_backward = tf.function(forward_backward, jit_compile=jit_compile)
+
+    def replica_step(x, y):
+        loss, correct, grads = forward_backward(x, y)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss, correct
+
+    replica_step = tf.function(replica_step, jit_compile=jit_compile and not distributed)
+
+    @tf.function
+    def step(batch):
+        loss, correct = strategy.run(replica_step, args=batch)
+        sum_ = tf.distribute.ReduceOp.SUM
+        return strategy.reduce(sum_, loss, axis=None), strategy.reduce(sum_, correct, axis=None)
+
+    return step
+
+
+def make_eval_fn(model):
+    """``evaluate(ds, split="valid") -> {"acc", "loss", "examples"}`` for the model's current
+    weights (one compiled batch function; used by training and by ``anet evaluate``)."""
+
+    @tf.function(reduce_retracing=True)
+    def batch_stats(x, y):
+        probs = model(x, training=False)
+        loss = keras.losses.sparse_categorical_crossentropy(y, probs)
+        pred = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        return tf.reduce_sum(loss), tf.reduce_sum(tf.cast(tf.equal(pred, y), tf.float32))
+
+    def evaluate(ds, split: str = "valid") -> dict:
+        n = total_loss = correct = 0.0
+        for x, y in ds:
+            loss, c = batch_stats(x, y)
+            total_loss += float(loss)
+            correct += float(c)
+            n += int(y.shape[0])
+        if n == 0:
+            raise AnetError(pipeline.empty_split(split))
+        return {"acc": correct / n, "loss": total_loss / n, "examples": int(n)}
+
+    return evaluate
