@@ -187,6 +187,41 @@ def test_save_and_load_keras_file_gives_identical_outputs(tmp_path):
         assert len(loaded.losses) == len(model.losses) > 0
 
 
+FRESH_LOAD = """
+import sys
+import keras
+import numpy as np
+path, x_path, y_path = sys.argv[1:]
+try:
+    keras.models.load_model(path)
+    print("loaded without anet.layers")
+except Exception as e:  # Keras only imports its own modules: the LRN class must be registered
+    print("refused without anet.layers:", type(e).__name__)
+import anet.layers  # noqa: E402  the documented one-liner (registers anet>LocalResponseNormalization)
+model = keras.models.load_model(path)
+np.testing.assert_allclose(model.predict(np.load(x_path), verbose=0), np.load(y_path), rtol=1e-6, atol=1e-6)
+print("ok", type(model.get_layer("lrn1")).__module__)
+"""
+
+
+@pytest.mark.slow
+def test_keras_file_loads_in_a_fresh_process_after_import_anet_layers(tmp_path):
+    import subprocess
+    import sys
+
+    x = np.random.default_rng(2).uniform(size=(2, 67, 67, 1)).astype("float32")
+    model = models.build("anetc6", (67, 67, 1), 5, **TINY)
+    model.save(tmp_path / "model.keras")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", model.predict(x, verbose=0))
+    proc = subprocess.run([sys.executable, "-c", FRESH_LOAD, str(tmp_path / "model.keras"),
+                           str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused without anet.layers" in proc.stdout  # why the README's one-liner is needed
+    assert "ok anet.layers" in proc.stdout
+
+
 def test_lrn_equals_tf_local_response_normalization():
     # Large activations so the denominator differs clearly from bias**beta.
     x = tf.random.stateless_normal((2, 7, 7, 32), seed=(3, 4)) * 50.0
