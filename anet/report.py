@@ -156,10 +156,12 @@ def fmt_acc(v) -> str:
     return fmt_num(v, 4)
 
 
-def _run_name(run: str) -> str:
+def run_name(run: str | Path) -> str:
     """A run's short name: its folder, ``PARENT/seed-N`` for one seed of a ``--seeds`` folder."""
+    from anet.runs import SEED_RUN
+
     p = Path(run)
-    return f"{p.parent.name}/{p.name}" if p.name.startswith("seed-") else p.name
+    return f"{p.parent.name}/{p.name}" if SEED_RUN.fullmatch(p.name) else p.name
 
 
 def _cell(values: list) -> str:
@@ -182,7 +184,7 @@ def table2(evals: list, as_csv: bool = False) -> str:
     pairs = [(g[0]["model"], g[0]["dataset"]["name"]) for g in groups]
     rows: dict[str, dict] = {}
     for g, pair in zip(groups, pairs):
-        name = _run_name(g[0]["run"]) if len(g) == 1 else Path(g[0]["run"]).parent.name
+        name = run_name(g[0]["run"]) if len(g) == 1 else Path(g[0]["run"]).parent.name
         label = pair[0] if pairs.count(pair) == 1 else f"{pair[0]} ({name})"
         rows.setdefault(label, {})[pair[1]] = [e["accuracy"] for e in g]
     header = ["Model"] + [f"{d} {s}" for d in datasets for s in SPLITS]

@@ -17,10 +17,9 @@ import yaml
 from anet import checkpoints
 from anet.data.info import DatasetInfo, load_dataset
 from anet.errors import AnetError
-from anet.report import load_eval
+from anet.report import load_eval, run_name
 from anet.runlog import read_commands, read_metrics
-from anet.runs import SEED_RUN as SEED_DIR
-from anet.runs import RunPaths
+from anet.runs import SEED_RUN, RunPaths
 
 
 @dataclass(frozen=True)
@@ -76,11 +75,10 @@ def expand_seed_runs(paths) -> list[tuple[str, list[Path]]]:
             continue
         if not p.is_dir():
             raise AnetError(f"{p}: no such run directory")
-        seeds = sorted((d for d in p.iterdir() if d.is_dir() and SEED_DIR.fullmatch(d.name)),
-                       key=lambda d: int(SEED_DIR.fullmatch(d.name).group(1)))
+        seeds = RunPaths(p).seed_runs()
         if seeds:
             groups.setdefault(str(p), []).extend(seeds)
-        elif SEED_DIR.fullmatch(p.name):
+        elif SEED_RUN.fullmatch(p.name):
             groups.setdefault(str(p.parent), []).append(p)
         else:
             groups.setdefault(str(p), []).append(p)
@@ -164,7 +162,7 @@ def read_run(run_dir: Path, name: str | None = None) -> RunView:
         info = load_dataset(data_dir) if data_dir else None
     except AnetError:
         info = None
-    seed = SEED_DIR.fullmatch(run_dir.name)
+    seed = SEED_RUN.fullmatch(run_dir.name)
     errors_png = paths.errors
     return RunView(
         dir=run_dir, name=name or run_dir.name,
@@ -186,8 +184,7 @@ def collect(paths) -> list[Experiment]:
         raise AnetError("nothing to report; pass run directories")
     out = []
     for label, dirs in expand_seed_runs(paths):
-        views = [read_run(d, f"{label}/{d.name}" if SEED_DIR.fullmatch(d.name) else None)
-                 for d in dirs]
+        views = [read_run(d, run_name(d)) for d in dirs]
         # runs of one folder on different models/datasets (a mislabelled group) stay apart
         for key in dict.fromkeys((v.model or "?", v.dataset or "?") for v in views):
             members = tuple(v for v in views if (v.model or "?", v.dataset or "?") == key)

@@ -15,8 +15,8 @@ from pathlib import Path
 from anet import paper
 from anet.data.splits import SPLITS
 from anet.files import safe_name
-from anet.report import fmt_acc, fmt_num, plot_figure3, table1_rows
-from anet.report_data import SEED_DIR, Experiment, RunView, datasets, fmt_mean_std, read_json
+from anet.report import fmt_acc, fmt_num, plot_figure3, run_name, table1_rows
+from anet.report_data import Experiment, RunView, datasets, fmt_mean_std, read_json
 from anet.runlog import code_version
 from anet.runs import RunPaths
 
@@ -185,7 +185,7 @@ def _smoothness(vis: dict, folder: str) -> Table:
     rows = []
     for run in vis.get("runs", []):
         for layer in run.get("layers", []):
-            rows.append((f"{_run_label(run.get('run', '?'))} ({run.get('model', '?')})",
+            rows.append((f"{run_name(run.get('run', '?'))} ({run.get('model', '?')})",
                          layer.get("name", "?"), "x".join(map(str, layer.get("shape", []))),
                          *(fmt_num(layer.get(k), 3, "n/a") for k in ("smoothness", "noise_smoothness",
                                                          "dead_fraction"))))
@@ -193,12 +193,6 @@ def _smoothness(vis: dict, folder: str) -> Table:
                  tuple(rows), f"Smoothness of the layer outputs in {folder} (1 smooth, 0 "
                  "checkerboard; white noise of that size for reference; dead: constant "
                  "channels, left out), mean over the samples.")
-
-
-def _run_label(path: str) -> str:
-    """``runs/x/seed-0`` -> ``x/seed-0``, ``runs/y`` -> ``y`` (as the page names runs)."""
-    p = Path(path)
-    return f"{p.parent.name}/{p.name}" if SEED_DIR.fullmatch(p.name) else p.name
 
 
 def _figure4(experiments: list[Experiment], command: str) -> list:
@@ -212,7 +206,7 @@ def _figure4(experiments: list[Experiment], command: str) -> list:
     for folder, (r, pngs) in folders.items():
         where = f"{r.name}/{folder.relative_to(r.dir)}"
         vis = read_json(folder / "visualize.json") or {}
-        runs = ", ".join(f"{_run_label(v.get('run', '?'))} ({v.get('model', '?')}, "
+        runs = ", ".join(f"{run_name(v.get('run', '?'))} ({v.get('model', '?')}, "
                          f"{v.get('checkpoint', '?')})" for v in vis.get("runs", []))
         for png in dict.fromkeys(pngs):
             blocks.append(Figure(png, f"Figure 4, {where}/{png.relative_to(folder)}"

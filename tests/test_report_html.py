@@ -301,13 +301,15 @@ def test_foreign_checkpoint_state_is_listed_not_fatal(tmp_path):
     assert view.eval is None and "not a checkpoint state" in view.todo
 
 
-def test_end_to_end_tiny_runs_with_visualize(tmp_path, monkeypatch, capsys):
-    """Two tiny models trained and evaluated, then `anet report --html --visualize` via the CLI."""
-    from tests.tinyrun import make_tiny_run
+def test_end_to_end_tiny_runs_with_seeds_and_visualize(tmp_path, monkeypatch, capsys):
+    """ANet-c6 with `anet train --seeds 0,1` and a tiny AlexNet, evaluated, then
+    `anet report --html --visualize` through the CLI: one mean ± std row, a compare figure."""
+    from tests.tinyrun import make_tiny_run, tiny_config
 
-    a = make_tiny_run(tmp_path, epochs=1, name="a")
-    data = tmp_path / "data"
-    b = make_tiny_run(tmp_path, epochs=1, data=data, model="alexnet", name="b")
+    b = make_tiny_run(tmp_path, epochs=1, model="alexnet", name="b")
+    a = tmp_path / "runs" / "a"
+    config = tiny_config(tmp_path, tmp_path / "data", epochs=1, name="a")
+    assert run_cli(monkeypatch, capsys, "train", config, "--seeds", "0,1", "--run-dir", a)[0] == 0
     for r in (a, b):
         assert run_cli(monkeypatch, capsys, "evaluate", "--ckpt-dir", r, "--train-batches", "1")[0] == 0
     out = tmp_path / "report.html"
@@ -315,11 +317,13 @@ def test_end_to_end_tiny_runs_with_visualize(tmp_path, monkeypatch, capsys):
     assert code == 0, err
     page = Page(out.read_text())
     alts = [i["alt"] for i in page.images]
-    assert sum(x.startswith("Figure 4, a/visualize/compare/") and "rows: a (anetc6" in x
-               for x in alts) == 2  # --samples 2 by default; rows named from visualize.json
+    assert sum(x.startswith("Figure 4, a/seed-0/visualize/compare/") and "rows: a/seed-0 (anetc6"
+               in x for x in alts) == 2  # --samples 2 by default; rows named from visualize.json
     smooth = [t for t in page.tables if t["rows"][0][:2] == ["Run", "Layer"]]
     assert len(smooth) == 1 and len(smooth[0]["rows"]) == 1 + 2 * 4  # 2 runs x 4 layers
-    assert sum(x.startswith("Figure 3,") for x in alts) == 2
-    assert len(page.table("table2")["rows"]) == 4  # 2 header rows, anetc6, alexnet (no paper data)
-    commands = [line for line in out.read_text().splitlines() if "anet evaluate" in line]
-    assert commands, "the methods section shows the recorded commands"
+    assert sum(x.startswith("Figure 3,") for x in alts) == 2  # one per experiment
+    t2 = page.table("table2")["rows"]
+    assert [r[0] for r in t2[2:]] == ["anetc6", "alexnet"] and [r[1] for r in t2[2:]] == ["2", "1"]
+    assert " ± " in t2[2][2]  # mean ± std over the two seeds
+    text = out.read_text()
+    assert f"anet train {config} --seeds 0,1 --run-dir {a}" in text  # recorded in commands.jsonl
