@@ -161,8 +161,8 @@ ckpt_dir_option = click.option(
               help="Also write per-image predictions (file, cell, split, true, predicted, "
                    "probability) of valid and --split to this CSV.")
 @click.option("--scale", type=float, default=1.0, show_default=True,
-              help="Magnification of the dataset's images relative to the training images "
-                   "(data.resize: pad runs only).")
+              help="Factor that brings the dataset's images to the training images' scale "
+                   "(e.g. 0.5 for twice the magnification); data.resize: pad runs only.")
 @set_option
 def evaluate(ckpt_dir, split, ckpt, batch_size, train_batches, predictions, scale,
              overrides) -> None:
@@ -269,8 +269,8 @@ def report(runs, datasets, as_csv, html_out, md_out, visualize, per_seed) -> Non
 @click.option("--min-confidence", type=float, default=0.5, show_default=True,
               help="Flag predictions whose top probability is below this (low-confidence).")
 @click.option("--scale", type=float, default=1.0, show_default=True,
-              help="Magnification of these images relative to the training images "
-                   "(e.g. 0.5 for images taken at twice the size); data.resize: pad runs only.")
+              help="Factor that brings these images to the training images' scale (e.g. 0.5 "
+                   "for images taken at twice the magnification); data.resize: pad runs only.")
 @set_option
 def predict(ckpt_dir, images, top_k, ckpt, out, min_confidence, scale, overrides) -> None:
     """Top-k classes for JPG/PNG/TIF IMAGES: files, folders (recursive) or glob patterns.

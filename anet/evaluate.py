@@ -160,7 +160,7 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
         ckpt: score only this checkpoint (a name like ``ckpt-00000072`` or a step).
         batch_size: evaluation batch size (0: the config's ``train.batch_size``).
         train_batches: cap on batches of the train split for train accuracy (0: whole split).
-        scale: magnification of these images relative to the training images (pad runs).
+        scale: the factor that brings the images to the training images' scale (pad runs).
         predictions: also write per-example predictions (valid and ``split``) to this CSV.
     Returns:
         The eval.json dict.

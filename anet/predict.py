@@ -83,7 +83,7 @@ def predict(run_dir: str | Path | None, images, *, top_k: int = 3, ckpt: str | N
         images: files, folders (searched recursively) and glob patterns.
         out: also write the predictions as CSV (see ``to_csv``).
         min_confidence: a top probability below this flags the row ``low-confidence``.
-        scale: the images' magnification relative to the training images (pad runs only).
+        scale: the factor that brings the images to the training images' scale (pad runs).
     Returns:
         The predictions and the skipped files; the CLI exits 1 when any was skipped.
     """
