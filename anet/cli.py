@@ -98,8 +98,8 @@ def summary(config, overrides) -> None:
 @cli.command()
 @click.argument("config", type=click.Path())
 @set_option
-@click.option("--run-dir", type=click.Path(), default=None,
-              help="Run directory (default run.dir, else runs/<config name>).")
+@click.option("--run-dir", "--ckpt-dir", "run_dir", type=click.Path(), default=None,
+              help="Run directory (default run.dir, else runs/<config name>); --ckpt-dir is an alias.")
 @click.option("--gpu", type=int, default=None, help="Run on this one GPU (others hidden).")
 @click.option("--seeds", default=None, metavar="0,1,2",
               help="One run per seed in RUN/seed-N (run.seed=N), one after another; "
@@ -143,13 +143,13 @@ def train_many(configs, overrides, gpus, seeds) -> None:
     sys.exit(run_many(list(configs), list(overrides), parse_gpus(gpus), seed_list))
 
 
-ckpt_dir_option = click.option(
-    "--ckpt-dir", type=click.Path(), default=None,
-    help="Run directory (default: the most recent run under runs/).")
+run_dir_option = click.option(
+    "--run-dir", "--ckpt-dir", "run_dir", type=click.Path(), default=None,
+    help="Run directory (default: the most recent run under runs/); --ckpt-dir is an alias.")
 
 
 @cli.command()
-@ckpt_dir_option
+@run_dir_option
 @click.option("--split", type=click.Choice(("valid", "test")), default="test", show_default=True,
               help="Split reported for the chosen checkpoint (selection always uses valid).")
 @click.option("--ckpt", default=None, help="Score only this checkpoint (name or step); no selection.")
@@ -164,7 +164,7 @@ ckpt_dir_option = click.option(
               help="Factor that brings the dataset's images to the training images' scale "
                    "(e.g. 0.5 for twice the magnification); data.resize: pad runs only.")
 @set_option
-def evaluate(ckpt_dir, split, ckpt, batch_size, train_batches, predictions, scale,
+def evaluate(run_dir, split, ckpt, batch_size, train_batches, predictions, scale,
              overrides) -> None:
     """Score every checkpoint on valid, test the best one; writes eval.json and plots.
 
@@ -175,7 +175,7 @@ def evaluate(ckpt_dir, split, ckpt, batch_size, train_batches, predictions, scal
     from anet.evaluate import evaluate as run_evaluate
     from anet.runs import pick_run
 
-    run_evaluate(pick_run(ckpt_dir), split=split, ckpt=ckpt, batch_size=batch_size or 0,
+    run_evaluate(pick_run(run_dir), split=split, ckpt=ckpt, batch_size=batch_size or 0,
                  train_batches=train_batches, scale=scale, predictions=predictions,
                  overrides=overrides)
 
@@ -198,7 +198,7 @@ class _ManyValues(click.Command):
 
 
 @cli.command(cls=_ManyValues)
-@ckpt_dir_option
+@run_dir_option
 @click.option("--layers", default="conv1,pool1,pool2,pool_last", show_default=True,
               help="Comma-separated layers; conv1 is conv1_1 on vgg16, pool_last the last pool.")
 @click.option("--samples", type=click.IntRange(min=1), default=2, show_default=True,
@@ -212,16 +212,18 @@ class _ManyValues(click.Command):
               help="Checkpoint name or step (default: evaluate's choice, else best valid, else latest).")
 @click.option("--compare", multiple=True, type=click.Path(), metavar="RUN...",
               help="Several runs on one dataset: one figure per sample, a row per run.")
-def visualize(ckpt_dir, layers, samples, split, images, out, ckpt, compare) -> None:
+def visualize(run_dir, layers, samples, split, images, out, ckpt, compare) -> None:
     """Layer outputs as image grids, an overview per sample and a smoothness table (Figure 4)."""
     from anet.visualize import visualize as run_visualize
 
-    run_visualize(ckpt_dir, layers=layers, samples=samples, split=split, images=images, out=out,
+    run_visualize(run_dir, layers=layers, samples=samples, split=split, images=images, out=out,
                   ckpt=ckpt, compare=compare)
 
 
 @cli.command()
 @click.argument("runs", nargs=-1, type=click.Path())
+@click.option("--run-dir", "--ckpt-dir", "run_dirs", multiple=True, type=click.Path(), metavar="RUN",
+              help="A run directory, as for the other commands (repeatable; adds to RUNS).")
 @click.option("--dataset", "datasets", multiple=True, type=click.Path(), metavar="DIR",
               help="A prepared dataset folder for Table 1 (repeatable).")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV instead of markdown.")
@@ -235,10 +237,11 @@ def visualize(ckpt_dir, layers, samples, split, images, out, ckpt, compare) -> N
                    "where the runs have none.")
 @click.option("--per-seed", is_flag=True,
               help="A row per seed run instead of one mean ± std row per --seeds folder.")
-def report(runs, datasets, as_csv, html_out, md_out, visualize, per_seed) -> None:
+def report(runs, run_dirs, datasets, as_csv, html_out, md_out, visualize, per_seed) -> None:
     """Paper Table 2 for evaluated RUNS (from eval.json) and Table 1 for --dataset folders;
     --html/--md: the whole comparison as one page. A RUN holding seed-N folders (anet train
     --seeds) is one experiment: mean ± std (n) over its seeds; --per-seed lists each."""
+    runs = tuple(runs) + tuple(run_dirs)
     if per_seed and (html_out or md_out):
         raise AnetError("--per-seed is for the text table; the --html/--md page already lists "
                         "every seed run in its per-run table")
@@ -258,7 +261,7 @@ def report(runs, datasets, as_csv, html_out, md_out, visualize, per_seed) -> Non
 
 
 @cli.command()
-@ckpt_dir_option
+@run_dir_option
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--ckpt", default=None,
@@ -272,35 +275,35 @@ def report(runs, datasets, as_csv, html_out, md_out, visualize, per_seed) -> Non
               help="Factor that brings these images to the training images' scale (e.g. 0.5 "
                    "for images taken at twice the magnification); data.resize: pad runs only.")
 @set_option
-def predict(ckpt_dir, images, top_k, ckpt, out, min_confidence, scale, overrides) -> None:
+def predict(run_dir, images, top_k, ckpt, out, min_confidence, scale, overrides) -> None:
     """Top-k classes for JPG/PNG/TIF IMAGES: files, folders (recursive) or glob patterns.
 
     Unreadable files are reported and skipped; the exit code is then 1.
     """
     from anet.predict import predict as run_predict
 
-    result = run_predict(ckpt_dir, list(images), top_k=top_k, ckpt=ckpt, out=out,
+    result = run_predict(run_dir, list(images), top_k=top_k, ckpt=ckpt, out=out,
                          min_confidence=min_confidence, scale=scale, overrides=overrides)
     sys.exit(1 if result.skipped else 0)
 
 
 @cli.command()
-@ckpt_dir_option
+@run_dir_option
 @click.option("--out", required=True, type=click.Path(), help="Output folder of the SavedModel.")
 @click.option("--ckpt", default=None,
               help="Checkpoint name or step (default: evaluate's choice, else best valid, else latest).")
 @set_option
-def export(ckpt_dir, out, ckpt, overrides) -> None:
+def export(run_dir, out, ckpt, overrides) -> None:
     """SavedModel (signatures for encoded images and for decoded pixels) + model.keras +
     export.json (classes, input contract, checkpoint, accuracies, dataset, anet version)."""
     from anet.export import export as run_export
 
-    run_export(ckpt_dir, out, ckpt=ckpt, overrides=overrides)
+    run_export(run_dir, out, ckpt=ckpt, overrides=overrides)
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=False)
+    try:  # prog_name: `python -m anet` reads and completes (_ANET_COMPLETE) as `anet` does
+        cli.main(prog_name="anet", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -177,7 +177,7 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
         if ckpt or predictions is not None:
             what = "--ckpt names one run's checkpoint" if ckpt else "--predictions is one run's"
             raise AnetError(f"{run_dir} holds {len(seeds)} seed runs; {what}: "
-                            f"pass --ckpt-dir {seeds[0]}")
+                            f"pass --run-dir {seeds[0]}")
         return evaluate_seeds(seeds, split=split, batch_size=batch_size,
                               train_batches=train_batches, scale=scale,
                               predictions=None, overrides=overrides)

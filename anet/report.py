@@ -118,18 +118,18 @@ def load_eval(run_dir: str | Path) -> dict:
     if not Path(run_dir).is_dir():
         raise AnetError(f"{run_dir}: no such run directory")
     if not path.is_file():
-        raise AnetError(f"{run_dir}: no {path.name}; run `anet evaluate --ckpt-dir {run_dir}` first")
+        raise AnetError(f"{run_dir}: no {path.name}; run `anet evaluate --run-dir {run_dir}` first")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise AnetError(f"{path}: not valid JSON ({e}); re-run `anet evaluate --ckpt-dir {run_dir}`") \
+        raise AnetError(f"{path}: not valid JSON ({e}); re-run `anet evaluate --run-dir {run_dir}`") \
             from None
     # table2 reads these keys; a foreign or truncated eval.json must not end in a KeyError.
     fields = data if isinstance(data, dict) else {}
     if not (isinstance(fields.get("dataset"), dict) and "name" in fields["dataset"]
             and isinstance(fields.get("accuracy"), dict) and {"run", "model"} <= fields.keys()):
         raise AnetError(f"{path}: not an anet eval.json (needs run, model, dataset.name, accuracy); "
-                        f"re-run `anet evaluate --ckpt-dir {run_dir}`")
+                        f"re-run `anet evaluate --run-dir {run_dir}`")
     return data
 
 

@@ -120,8 +120,8 @@ def _todo(run_dir: Path, ckpts: list, has_config: bool) -> str:
     if not ckpts:
         cfg = RunPaths(run_dir).config if has_config else "CONFIG"
         return (f"not trained: `anet train {cfg} --run-dir {run_dir}`, "
-                f"then `anet evaluate --ckpt-dir {run_dir}`")
-    return f"not evaluated: `anet evaluate --ckpt-dir {run_dir}`"
+                f"then `anet evaluate --run-dir {run_dir}`")
+    return f"not evaluated: `anet evaluate --run-dir {run_dir}`"
 
 
 def _figure4(run_dir: Path) -> tuple:

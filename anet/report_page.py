@@ -302,7 +302,7 @@ def _commands(r: RunView) -> str:
                          for c in r.commands)
     cfg = RunPaths(r.dir).config
     return ("# not recorded (run made before commands.jsonl); equivalent commands:\n"
-            f"anet train {cfg} --run-dir {r.dir}\nanet evaluate --ckpt-dir {r.dir}")
+            f"anet train {cfg} --run-dir {r.dir}\nanet evaluate --run-dir {r.dir}")
 
 
 def _quote(arg: str) -> str:

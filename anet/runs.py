@@ -203,7 +203,7 @@ def latest_run(root: str | Path = "runs") -> Path:
     runs = [RunPaths(p) for p in root.iterdir() if RunPaths(p).checkpoint_index.is_file()] \
         if root.is_dir() else []
     if not runs:
-        raise AnetError(f"no runs under {root}/; train one with `anet train CONFIG` or pass --ckpt-dir")
+        raise AnetError(f"no runs under {root}/; train one with `anet train CONFIG` or pass --run-dir")
     return max(runs, key=lambda p: p.checkpoint_index.stat().st_mtime).dir
 
 
@@ -213,7 +213,7 @@ def pick_run(run_dir: str | Path | None, root: str | Path = "runs") -> Path:
     if run_dir is not None:
         return Path(run_dir)
     picked = latest_run(root)
-    print(f"using run {picked} (the most recently trained under {root}/; pass --ckpt-dir to "
+    print(f"using run {picked} (the most recently trained under {root}/; pass --run-dir to "
           "choose)", file=sys.stderr)
     return picked
 

@@ -198,7 +198,7 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
         raise AnetError("--layers is empty; e.g. --layers conv1,pool1,pool2,pool_last")
     dirs = ([ckpt_dir] if ckpt_dir else []) + list(compare)
     if compare and len(dirs) < 2:
-        raise AnetError("--compare needs at least two runs (or --ckpt-dir plus one)")
+        raise AnetError("--compare needs at least two runs (or --run-dir plus one)")
     if compare and ckpt:
         raise AnetError("--ckpt picks a checkpoint of one run; with --compare each run uses "
                         "its evaluated/best checkpoint")

@@ -12,9 +12,9 @@ RUN=runs/demo_anetc6_synth
 
 $ANET prepare --dataset synthetic-karyotype --cells 200 --out "$DATA"
 $ANET train configs/demo_anetc6_synth.yaml --run-dir "$RUN"
-$ANET evaluate --ckpt-dir "$RUN"
+$ANET evaluate --run-dir "$RUN"
 $ANET report "$RUN"
-$ANET visualize --ckpt-dir "$RUN" --layers conv1,pool1,pool2,pool_last --samples 2
+$ANET visualize --run-dir "$RUN" --layers conv1,pool1,pool2,pool_last --samples 2
 sample=$(find "$DATA/jpg" -name '*.jpg' | sort | sed -n 1p)
-$ANET predict --ckpt-dir "$RUN" "$sample"
+$ANET predict --run-dir "$RUN" "$sample"
 $ANET report "$RUN" --html runs/demo_report.html

@@ -219,8 +219,9 @@ def cli(monkeypatch, capsys, *args):
 
 
 def test_missing_and_empty_checkpoint_dirs(tmp_path, monkeypatch, capsys):
-    assert "no such run directory" in cli(monkeypatch, capsys, "evaluate", "--ckpt-dir",
-                                          tmp_path / "nope")
+    for flag in ("--run-dir", "--ckpt-dir"):  # --ckpt-dir is kept as an alias
+        err = cli(monkeypatch, capsys, "evaluate", flag, tmp_path / "nope")
+        assert "no such run directory" in err and str(tmp_path / "nope") in err
     (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
     assert "no checkpoints" in cli(monkeypatch, capsys, "evaluate", "--ckpt-dir", tmp_path / "empty")
 

@@ -101,8 +101,11 @@ def test_run_without_eval_json(tmp_path, monkeypatch, capsys):
     (tmp_path / "r").mkdir()
     code, _, err = run_cli(monkeypatch, capsys, "report", tmp_path / "r")
     assert code == 2
-    assert err == f"error: {tmp_path / 'r'}: no eval.json; run `anet evaluate --ckpt-dir " \
+    assert err == f"error: {tmp_path / 'r'}: no eval.json; run `anet evaluate --run-dir " \
                   f"{tmp_path / 'r'}` first\n"
+    for flag in ("--run-dir", "--ckpt-dir"):  # the same run folder option as the other commands
+        code, _, err2 = run_cli(monkeypatch, capsys, "report", flag, tmp_path / "r")
+        assert (code, err2) == (2, err)
 
 
 @pytest.mark.parametrize("args,message", [

@@ -186,9 +186,9 @@ def test_html_page_structure(runs, tmp_path, capsys):
     assert all(r[4] == "ckpt-00000030 (step 30)" for r in per_run["rows"][1:])
 
     todo = {r[0]: r[1] for r in page.table("todo-table")["rows"][1:]}
-    assert todo == {"pending": f"not evaluated: anet evaluate --ckpt-dir {runs / 'pending'}",
+    assert todo == {"pending": f"not evaluated: anet evaluate --run-dir {runs / 'pending'}",
                     "empty": f"not trained: anet train CONFIG --run-dir {runs / 'empty'}, then "
-                             f"anet evaluate --ckpt-dir {runs / 'empty'}"}
+                             f"anet evaluate --run-dir {runs / 'empty'}"}
 
     alts = [i["alt"] for i in page.images]
     assert sum(a.startswith("Figure 3,") for a in alts) == 4  # seeds, alex, karyo, pending
@@ -218,7 +218,7 @@ def test_markdown_images_beside_it(runs, tmp_path):
     text = out.read_text()
     links = [line.split("](")[1].split(")")[0] for line in text.splitlines() if line.startswith("![")]
     assert len(links) == 5 and all((tmp_path / link).is_file() for link in links)
-    assert "| alexnet (ANet-c6 paper) |" in text and f"anet evaluate --ckpt-dir {runs / 'pending'}" in text
+    assert "| alexnet (ANet-c6 paper) |" in text and f"anet evaluate --run-dir {runs / 'pending'}" in text
 
 
 def test_nothing_evaluated_still_makes_a_page(runs, tmp_path):

@@ -173,7 +173,7 @@ def test_no_run_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     err = cli_error(monkeypatch, capsys, "--layers", "conv1,pool1,pool2,pool_last")
     assert err == ("error: no runs under runs/; train one with `anet train CONFIG` "
-                   "or pass --ckpt-dir")
+                   "or pass --run-dir")
 
 
 def test_latest_run_is_used_and_named(root, monkeypatch, capsys):
