@@ -58,7 +58,10 @@ class TrainConfig:
     batch_size: int = 64  # global mini-batch (the paper: 64)
     epochs: int = 200  # upper bound; early break usually stops sooner
     max_steps: int = 0  # stop after this many steps (0 = no limit; tiny configs use it)
-    optimizer: str = "momentum"  # sgd | momentum | adam
+    optimizer: str = "momentum"  # sgd | momentum | adam | adamw
+    adamw_decay: float = 0.01  # adamw's decoupled weight decay (model.weight_decay adds L2 too)
+    label_smoothing: float = 0.0  # training loss on smoothed one-hot targets (0 = off)
+    clipnorm: float = 0.0  # clip the global gradient norm to this (0 = off)
     momentum: float = 0.9  # for optimizer: momentum
     eval_every_steps: int = 200  # Algorithm 1 runs every this many steps
     checkpoint_every_epochs: int = 10  # unconditional checkpoint period
@@ -81,6 +84,8 @@ class EarlyBreakConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
+    type: str = "algorithm1"  # algorithm1 (the paper) | cosine | step | constant (from lrs[0])
+    warmup_steps: int = 0  # linear warmup of the learning rate over this many steps (any type)
     monitor: str = "batch"  # batch: mini-batch accuracy (the paper) | valid: valid accuracy
     # Algorithm 1: the highest level that the best accuracy exceeds sets lr and gate.
     levels: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9)  # ascending accuracy levels
@@ -260,7 +265,10 @@ def _validate(c: Config, s: str) -> None:
     _check(t.batch_size >= 1, s, "train.batch_size", f"must be >= 1, got {t.batch_size}")
     _check(t.epochs >= 1, s, "train.epochs", f"must be >= 1, got {t.epochs}")
     _check(t.max_steps >= 0, s, "train.max_steps", "must be >= 0")
-    _one_of(t.optimizer, ("sgd", "momentum", "adam"), s, "train.optimizer")
+    _one_of(t.optimizer, ("sgd", "momentum", "adam", "adamw"), s, "train.optimizer")
+    _check(t.adamw_decay >= 0, s, "train.adamw_decay", "must be >= 0")
+    _check(0 <= t.label_smoothing < 1, s, "train.label_smoothing", "must be in [0, 1)")
+    _check(t.clipnorm >= 0, s, "train.clipnorm", "must be >= 0 (0 = off)")
     _check(0 <= t.momentum < 1, s, "train.momentum", "must be in [0, 1)")
     _check(t.eval_every_steps >= 1, s, "train.eval_every_steps", "must be >= 1")
     _check(t.checkpoint_every_epochs >= 1, s, "train.checkpoint_every_epochs", "must be >= 1")
@@ -274,6 +282,8 @@ def _validate(c: Config, s: str) -> None:
     _one_of(t.on_stall, ("warn", "stop"), s, "train.on_stall")
     sc = c.schedule
     _one_of(sc.monitor, ("batch", "valid"), s, "schedule.monitor")
+    _one_of(sc.type, ("algorithm1", "cosine", "step", "constant"), s, "schedule.type")
+    _check(sc.warmup_steps >= 0, s, "schedule.warmup_steps", "must be >= 0")
     n = len(sc.levels)
     _check(n >= 1, s, "schedule.levels", "must have at least one level")
     _check(len(sc.lrs) == n and len(sc.gates) == n, s, "schedule.lrs/gates",

@@ -15,6 +15,7 @@ checkpoint; that is a plotting remark, not part of the policy, so it is not repr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -94,3 +95,28 @@ def is_check_step(step: int, eval_every_steps: int) -> bool:
     run just one mini-batch", then every ``eval_every_steps``.
     """
     return step >= 1 and (step - 1) % eval_every_steps == 0
+
+
+# --------------------------------------------------------------------------- standard recipes
+
+SCHEDULE_TYPES = ("algorithm1", "cosine", "step", "constant")
+STEP_MILESTONES = (0.5, 0.75)  # `step`: x0.1 at half and at three quarters of the budget
+
+
+def lr_at(step: int, kind: str, peak: float, budget: int, warmup_steps: int = 0) -> float:
+    """Learning rate for optimizer step ``step`` (0-based: the update about to be made).
+
+    ``cosine`` decays ``peak`` to 0 over the budget after the warmup (Keras' CosineDecay);
+    ``step`` multiplies it by 0.1 at each of :data:`STEP_MILESTONES` of the budget;
+    ``constant`` keeps it; ``algorithm1`` returns ``peak`` (Algorithm 1's own lr, set at its
+    checks). Every type ramps linearly from ``peak / warmup_steps`` to ``peak`` over the first
+    ``warmup_steps`` steps.
+    """
+    if warmup_steps and step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    if kind == "cosine":
+        t = min(max(step - warmup_steps, 0) / max(budget - warmup_steps, 1), 1.0)
+        return peak * 0.5 * (1.0 + math.cos(math.pi * t))
+    if kind == "step":
+        return peak * 0.1 ** sum(step >= m * budget for m in STEP_MILESTONES)
+    return peak

@@ -30,24 +30,34 @@ def worker_index() -> int:
 
 
 def make_optimizer(train_cfg, lr: float) -> keras.optimizers.Optimizer:
+    clip = {"global_clipnorm": train_cfg.clipnorm} if train_cfg.clipnorm else {}
     if train_cfg.optimizer == "adam":
-        opt = keras.optimizers.Adam(learning_rate=lr)
+        opt = keras.optimizers.Adam(learning_rate=lr, **clip)
+    elif train_cfg.optimizer == "adamw":
+        opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=train_cfg.adamw_decay, **clip)
     else:
         momentum = train_cfg.momentum if train_cfg.optimizer == "momentum" else 0.0
-        opt = keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
+        opt = keras.optimizers.SGD(learning_rate=lr, momentum=momentum, **clip)
     if train_cfg.precision == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
 
 
 def make_train_step(model, optimizer, strategy, global_batch: int, jit_compile: bool,
-                    distributed: bool = False):
+                    distributed: bool = False, label_smoothing: float = 0.0):
     """Compiled step: returns (mean loss, number of correct predictions) over the global batch.
 
     XLA cannot compile cross-device collectives on CPU, so under a distribution strategy only
     the forward/backward pass is XLA-compiled and the (all-reducing) update runs outside it.
     """
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    if label_smoothing:
+        smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing,
+                                                        reduction=None)
+
+        def loss_fn(y, probs):
+            return smoothed(tf.one_hot(y, tf.shape(probs)[-1]), probs)
+    else:
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
 
     def forward_backward(x, y):
         with tf.GradientTape() as tape:

@@ -200,7 +200,8 @@ def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.Ch
         cfg=cfg, paths=paths, info=info, spec=spec, strategy=strategy, model=model,
         optimizer=optimizer,
         train_step=make_train_step(model, optimizer, strategy, batch, cfg.train.jit_compile,
-                                   distributed=cfg.train.distribute != "none"),
+                                   distributed=cfg.train.distribute != "none",
+                                   label_smoothing=cfg.train.label_smoothing),
         evaluate=make_eval_fn(model),
         valid_ds=pipeline.eval_dataset(cfg.data.dir, "valid", spec, batch_size=batch,
                                        max_batches=cfg.train.eval_batches),
@@ -227,6 +228,8 @@ def train_epoch(s: Session, loop: Loop, stop: _StopRequest) -> tuple[Loop, str]:
               unit="batch", leave=False, dynamic_ncols=True) as bar:
         window = _new_window()
         for xy in ds:
+            if cfg.schedule.type != "algorithm1" or cfg.schedule.warmup_steps:
+                s.optimizer.learning_rate = current_lr(s, loop)  # a function of the step
             loss, correct = (float(v) for v in s.train_step(xy))
             loop = dataclasses.replace(loop, step=loop.step + 1, in_epoch=loop.in_epoch + 1)
             batch_acc = correct / batch
@@ -256,7 +259,7 @@ def check(s: Session, loop: Loop, window: dict, batch_acc: float, bar) -> tuple[
     gate), its metrics row, and the one stall check; returns the loop state and 'stalled'
     when the run must stop ('' otherwise)."""
     cfg, sc = s.cfg, s.cfg.schedule
-    row = _window_row(window, cfg.train.batch_size, loop.step, loop.epoch, loop.schedule.lr)
+    row = _window_row(window, cfg.train.batch_size, loop.step, loop.epoch, current_lr(s, loop, -1))
     if sc.monitor == "valid":
         loop = dataclasses.replace(loop, valid=_valid(s, loop.step))
         row.update(loop.valid)
@@ -265,7 +268,7 @@ def check(s: Session, loop: Loop, window: dict, batch_acc: float, bar) -> tuple[
     loop = dataclasses.replace(loop, schedule=state)
     s.optimizer.learning_rate = state.lr
     row.update(kind="check", batch_acc=batch_acc, monitored=acc, best=state.best,
-               next_lr=state.lr, saved=need_save)
+               next_lr=current_lr(s, loop), saved=need_save)
     if need_save:
         fresh = loop.valid if loop.valid.get("valid_step") == loop.step else {}
         save(s, loop, ["check"], monitored=acc, train_acc=batch_acc, **fresh)
@@ -285,13 +288,23 @@ def check(s: Session, loop: Loop, window: dict, batch_acc: float, bar) -> tuple[
     return loop, ""
 
 
+def current_lr(s: Session, loop: Loop, offset: int = 0) -> float:
+    """The learning rate of the update after ``loop.step + offset`` steps: Algorithm 1's (its
+    state) or the step function of ``schedule.type``, with the warmup of any type."""
+    sc = s.cfg.schedule
+    peak = loop.schedule.lr if sc.type == "algorithm1" else sc.lrs[0]
+    # Over train.epochs, not capped by max_steps: a run stopped by max_steps resumes exactly.
+    total = s.cfg.train.epochs * s.steps_per_epoch
+    return schedule.lr_at(max(loop.step + offset, 0), sc.type, peak, total, sc.warmup_steps)
+
+
 def end_of_epoch(s: Session, loop: Loop) -> tuple[Loop, str]:
     """Validate, log, then the early break or the periodic checkpoint; returns the loop state
     and 'early_break' when the run is done ('' otherwise)."""
     cfg = s.cfg
     loop = dataclasses.replace(loop, epoch=loop.epoch + 1, in_epoch=0)
     loop = dataclasses.replace(loop, valid=_valid(s, loop.step))
-    s.log.log(dict(kind="epoch", step=loop.step, epoch=loop.epoch, lr=loop.schedule.lr,
+    s.log.log(dict(kind="epoch", step=loop.step, epoch=loop.epoch, lr=current_lr(s, loop, -1),
                    streak=loop.schedule.streak, **loop.valid))
     eb, stop_reason = cfg.schedule.early_break, ""
     if eb.enabled and schedule.should_break(

@@ -21,25 +21,31 @@ def _tiny(batch_norm: bool):
                         weight_decay=0.0005, batch_norm=batch_norm)
 
 
-@pytest.mark.parametrize("optimizer,batch_norm", [("momentum", False), ("adam", True)])
-def test_train_step_matches_keras_train_on_batch(optimizer, batch_norm):
+@pytest.mark.parametrize("optimizer,batch_norm,smoothing,clipnorm", [
+    ("momentum", False, 0.0, 0.0), ("adam", True, 0.0, 0.0),
+    ("adamw", False, 0.1, 0.5),  # the recipes: decoupled decay, smoothed targets, clipping
+])
+def test_train_step_matches_keras_train_on_batch(optimizer, batch_norm, smoothing, clipnorm):
     keras.utils.set_random_seed(0)
     ours = _tiny(batch_norm)
     theirs = _tiny(batch_norm)
     start = ours.get_weights()
     theirs.set_weights(start)
-    cfg = TrainConfig(optimizer=optimizer, batch_size=BATCH)
+    cfg = TrainConfig(optimizer=optimizer, batch_size=BATCH, label_smoothing=smoothing,
+                      clipnorm=clipnorm)
     opt = make_optimizer(cfg, 0.01)
     opt.build(ours.trainable_variables)
-    step = make_train_step(ours, opt, tf.distribute.get_strategy(), BATCH, jit_compile=False)
-    theirs.compile(optimizer=make_optimizer(cfg, 0.01),
-                   loss=keras.losses.SparseCategoricalCrossentropy(), jit_compile=False)
+    step = make_train_step(ours, opt, tf.distribute.get_strategy(), BATCH, jit_compile=False,
+                           label_smoothing=smoothing)
+    loss = (keras.losses.CategoricalCrossentropy(label_smoothing=smoothing) if smoothing
+            else keras.losses.SparseCategoricalCrossentropy())
+    theirs.compile(optimizer=make_optimizer(cfg, 0.01), loss=loss, jit_compile=False)
     rng = np.random.default_rng(0)
     for _ in range(STEPS):
         x = rng.uniform(size=(BATCH, 35, 35, 1)).astype("float32")
         y = rng.integers(0, 3, BATCH).astype("int32")
         loss, _ = step((tf.constant(x), tf.constant(y)))
-        keras_loss = theirs.train_on_batch(x, y)
+        keras_loss = theirs.train_on_batch(x, np.eye(3, dtype="float32")[y] if smoothing else y)
         np.testing.assert_allclose(float(loss), float(keras_loss), rtol=1e-5)
     for a, b in zip(ours.weights, theirs.weights):  # BN moving statistics included
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-6, err_msg=a.path)

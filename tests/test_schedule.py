@@ -2,6 +2,7 @@
 
 import pytest
 
+from anet import schedule
 from anet.schedule import (
     ScheduleState,
     check_and_adjust,
@@ -96,3 +97,22 @@ def test_should_break(valid, streak, expect):
 )
 def test_is_check_step(step, every, expect):
     assert is_check_step(step, every) is expect
+
+
+@pytest.mark.parametrize("step,kind,warmup,lr", [
+    (0, "constant", 0, 0.1),
+    (999, "constant", 0, 0.1),
+    (0, "cosine", 0, 0.1),
+    (500, "cosine", 0, 0.05),          # half way: cos(pi/2) = 0
+    (1000, "cosine", 0, 0.0),
+    (0, "cosine", 100, 0.001),         # warmup: (0 + 1) / 100 of the peak
+    (99, "cosine", 100, 0.1),
+    (550, "cosine", 100, 0.05),        # half of the 900 steps after warmup
+    (499, "step", 0, 0.1),
+    (500, "step", 0, 0.01),            # x0.1 at 50% of the budget ...
+    (750, "step", 0, 0.001),           # ... and at 75%
+    (9, "algorithm1", 10, 0.1),
+    (4, "algorithm1", 10, 0.05),       # Algorithm 1's lr, warmed up too
+])
+def test_lr_at_golden(step, kind, warmup, lr):
+    assert schedule.lr_at(step, kind, 0.1, 1000, warmup) == pytest.approx(lr, abs=1e-12)

@@ -101,6 +101,19 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, data):
         np.testing.assert_array_equal(x, y)
 
 
+def test_resume_under_cosine_with_warmup_equals_a_straight_run(tmp_path, data):
+    # The recipe's lr is a function of the step, so stopping at step 7 (max_steps) and
+    # resuming gives bit-identical weights to a run that never stopped.
+    over = ["train.deterministic=true", "schedule.type=cosine", "schedule.warmup_steps=5",
+            "train.optimizer=adamw", "train.clipnorm=1.0", "train.label_smoothing=0.1"]
+    train(load_config(tiny_config(tmp_path, data, epochs=2), over), tmp_path / "straight")
+    train(load_config(tiny_config(tmp_path, data, epochs=2), over + ["train.max_steps=7"]),
+          tmp_path / "resumed")
+    train(load_config(tiny_config(tmp_path, data, epochs=2), over), tmp_path / "resumed")
+    for x, y in zip(weights(tmp_path / "straight"), weights(tmp_path / "resumed")):
+        np.testing.assert_array_equal(x, y)
+
+
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_trains_and_resumes(tmp_path, data, precision):
     import keras
@@ -366,3 +379,21 @@ def test_a_run_at_chance_warns_records_and_stops(tmp_path, capsys):
     assert "every checkpoint is at chance" in result["chosen"]["reason"]
     assert re.search(r"warning: all \d+ checkpoint\(s\) are at chance on the validation split",
                      capsys.readouterr().err)
+
+
+def test_cosine_schedule_with_warmup_sets_the_lr_per_step_and_keeps_the_gate(tmp_path, data):
+    from anet.schedule import lr_at
+
+    over = ["schedule.type=cosine", "schedule.warmup_steps=4", "train.eval_every_steps=3",
+            "train.optimizer=adamw", "train.label_smoothing=0.1", "train.clipnorm=1.0"]
+    run = tmp_path / "run"
+    train(load_config(tiny_config(tmp_path, data, epochs=2), over), run)
+    checks = [r for r in read_metrics(run) if r.get("kind") == "check"]
+    budget = 2 * (96 // 8)
+    peak = load_config(tiny_config(tmp_path, data)).schedule.lrs[0]
+    for r in checks:  # the lr in force for the check's step, and the next one's
+        assert r["lr"] == pytest.approx(lr_at(r["step"] - 1, "cosine", peak, budget, 4))
+        assert r["next_lr"] == pytest.approx(lr_at(r["step"], "cosine", peak, budget, 4))
+    assert checks[0]["lr"] == pytest.approx(peak / 4)  # step 1: first warmup step
+    saved = [c for c in checkpoints.list_checkpoints(run / "checkpoints") if "check" in c.reasons]
+    assert saved and saved[0].step == 1  # Algorithm 1's gate still saves under cosine
