@@ -289,6 +289,20 @@ RESUME_KEYS = (("model",), ("data", "dir"), ("data", "image_size"), ("data", "re
                ("train", "precision"))
 
 
+def first_difference(now, stored, key: str) -> tuple[str, object, object] | None:
+    """The first leaf key (dotted) where two config values differ: (key, now, stored), or None.
+
+    Sections are compared key by key, so a differing ``model`` names e.g. ``model.width``.
+    """
+    if isinstance(now, dict) and isinstance(stored, dict):
+        for k in [*now, *(k for k in stored if k not in now)]:
+            found = first_difference(now.get(k), stored.get(k), f"{key}.{k}")
+            if found:
+                return found
+        return None
+    return None if now == stored else (key, now, stored)
+
+
 def check_resumable(cfg: Config, state: CheckpointState, run_dir: Path) -> None:
     """A stored run whose RESUME_KEYS differ from ``cfg`` is a clear error naming the key."""
     now = to_dict(cfg)
@@ -296,11 +310,12 @@ def check_resumable(cfg: Config, state: CheckpointState, run_dir: Path) -> None:
         a, b = now, state.config
         for k in path:
             a, b = a.get(k), (b or {}).get(k)
-        if a != b:
-            key = ".".join(path)
+        found = first_difference(a, b, ".".join(path))
+        if found:
+            key, a, b = found
             raise AnetError(
                 f"{run_dir}: existing run has {key}={b!r} but the config says {a!r}; "
-                "use another --run-dir or restore the setting to resume"
+                f"use another --run-dir or restore {key} to resume"
             )
 
 

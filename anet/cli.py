@@ -21,7 +21,7 @@ set_option = click.option(
 )
 
 
-LIGHT_COMMANDS = {"models", "summary", "report", None}  # these never start TensorFlow
+LIGHT_COMMANDS = {"models", "summary", "config", "report", None}  # these never start TensorFlow
 
 
 def _import_tensorflow_quietly() -> None:
@@ -93,6 +93,16 @@ def summary(config, overrides) -> None:
     from anet.models import config_summary
 
     click.echo(config_summary(load_config(config, overrides)))
+
+
+@cli.command("config")
+@click.argument("config", type=click.Path())
+@set_option
+def config_command(config, overrides) -> None:
+    """Print the resolved config (YAML defaults filled in, --set applied, validated)."""
+    from anet.config import dump_yaml, load_config
+
+    click.echo(dump_yaml(load_config(config, overrides)), nl=False)
 
 
 @cli.command()

@@ -132,12 +132,31 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+class _Source(str):
+    """The config's name in messages; remembers which keys came from ``--set`` so that a
+    problem with such a key is blamed on the ``--set``, not on the YAML file."""
+
+    sets: dict[str, str] = {}
+
+
+def _blame(source: str, key: str) -> str:
+    """``--set KEY=VALUE`` when ``key`` (or its section, or a key inside it) was set on the
+    command line, else the config file ``source``. ``a.b/c`` names the keys a.b and a.c."""
+    first, *more = key.split("/")
+    base = first.rsplit(".", 1)[0] + "." if "." in first else ""
+    for alt in [first, *(base + m for m in more)]:
+        for k, item in getattr(source, "sets", {}).items():
+            if alt == k or alt.startswith((k + ".", k + "[")) or k.startswith(alt + "."):
+                return f"--set {item}"
+    return source
+
+
 def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -> Config:
     """Load a YAML config, apply ``key.sub=value`` overrides, validate, return a frozen Config.
 
     ``path=None`` gives the defaults (plus overrides).
     """
-    source = str(path) if path is not None else "<defaults>"
+    source = _Source(str(path) if path is not None else "<defaults>")
     raw: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -161,6 +180,7 @@ def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -
         raw.setdefault("name", p.stem)
     for item in overrides:
         _apply_override(raw, item, source)
+    source.sets = {item.split("=", 1)[0].strip(): item for item in overrides}
     cfg = _build(Config, raw, "", source)
     _validate(cfg, source)
     return cfg
@@ -187,16 +207,16 @@ def _apply_override(raw: dict, item: str, source: str) -> None:
 
 def _build(cls, raw: Any, prefix: str, source: str):
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping")
+        raise ConfigError(f"{_blame(source, prefix.rstrip('.'))}: {prefix.rstrip('.') or 'config'} "
+                          "must be a mapping")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
-            raise ConfigError(
-                f"{source}: unknown key '{prefix}{key}'{hint} (valid: {', '.join(names)})"
-            )
+            raise ConfigError(f"{_blame(source, f'{prefix}{key}')}: unknown key '{prefix}{key}'{hint} "
+                              f"(valid: {', '.join(names)})")
     kwargs = {}
     for name in names:
         if name not in raw:
@@ -211,7 +231,7 @@ def _coerce(tp, value, key: str, source: str):
     origin = typing.get_origin(tp)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+            raise ConfigError(f"{_blame(source, key)}: {key} must be a list, got {value!r}")
         (item_tp, _) = typing.get_args(tp)
         return tuple(_coerce(item_tp, v, f"{key}[{i}]", source) for i, v in enumerate(value))
     if origin in (typing.Union, types.UnionType):
@@ -235,12 +255,12 @@ def _coerce(tp, value, key: str, source: str):
             return value
     else:  # pragma: no cover - all fields are covered above
         raise AssertionError(tp)
-    raise ConfigError(f"{source}: {key} must be {tp.__name__}, got {value!r}")
+    raise ConfigError(f"{_blame(source, key)}: {key} must be {tp.__name__}, got {value!r}")
 
 
 def _check(cond: bool, source: str, key: str, msg: str) -> None:
     if not cond:
-        raise ConfigError(f"{source}: {key} {msg}")
+        raise ConfigError(f"{_blame(source, key)}: {key} {msg}")
 
 
 def _one_of(value: str, allowed: tuple[str, ...], source: str, key: str) -> None:

@@ -168,7 +168,8 @@ def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.Ch
         if done:
             print(f"{paths.dir}: already finished at step {resume.step} ({done}); nothing to do")
             return resume
-    write_config(cfg, paths.config)
+    write_config(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, dir=str(paths.dir))),
+                 paths.config)  # records where the run lives, --run-dir included
     record_command(paths.dir)
     spec = start_contract(cfg, info, paths, resuming=resume is not None)
 

@@ -3,10 +3,11 @@
 import sys
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from anet.cli import cli, main
-from anet.config import Config, ConfigError, from_dict, load_config, to_dict, write_config
+from anet.config import Config, ConfigError, dump_yaml, from_dict, load_config, to_dict, write_config
 
 
 def write(tmp_path, text, name="exp.yaml"):
@@ -146,3 +147,46 @@ def test_deterministic_with_xla_is_refused_with_the_fix(tmp_path):
             r"max-pool gradient\); set train.jit_compile: false or --set train.jit_compile=false$")):
         load_config(p)
     assert load_config(p, ["train.jit_compile=false"]).train.deterministic
+
+
+@pytest.mark.parametrize("text,overrides,blamed,message", [
+    ("train: {epochs: 2}\n", ["train.batch_size=0"], "--set train.batch_size=0",
+     "train.batch_size must be >= 1, got 0"),
+    ("train: {epochs: 2}\n", ["train.batchsize=3"], "--set train.batchsize=3",
+     "unknown key 'train.batchsize'; did you mean 'train.batch_size'?"),
+    ("train: {epochs: 2}\n", ["model.name=resnet"], "--set model.name=resnet", "model.name must be one of"),
+    ("train: {epochs: 2}\n", ["schedule.lrs=[0.1]"], "--set schedule.lrs=[0.1]",
+     "schedule.lrs/gates must have as many entries"),
+    ("train: {epochs: 2}\n", ["train.epochs=x"], "--set train.epochs=x", "train.epochs must be int, got 'x'"),
+    ("train: {epochs: 0}\n", ["train.batch_size=8"], "FILE", "train.epochs must be >= 1, got 0"),
+])
+def test_a_bad_set_is_blamed_on_the_set_not_the_file(tmp_path, text, overrides, blamed, message):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p, overrides)
+    assert str(e.value).startswith((str(p) if blamed == "FILE" else blamed) + ": " + message)
+
+
+def run_main(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["anet", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_anet_config_prints_the_resolved_config(tmp_path, monkeypatch, capsys):
+    p = write(tmp_path, "model: {name: vgg16}\n")
+    code, out, err = run_main(monkeypatch, capsys, "config", p, "--set", "train.epochs=7")
+    assert (code, err) == (0, "")
+    cfg = load_config(p, ["train.epochs=7"])
+    assert out == dump_yaml(cfg) and from_dict(yaml.safe_load(out)) == cfg
+    assert "name: vgg16" in out and "epochs: 7" in out and "fc_units: 4096" in out  # defaults shown
+    code, out, err = run_main(monkeypatch, capsys, "config", p, "--set", "train.epochs=-1")
+    assert (code, out) == (2, "")
+    assert err == "error: --set train.epochs=-1: train.epochs must be >= 1, got -1\n"
+    code, _, err = run_main(monkeypatch, capsys, "config", tmp_path / "nope.yaml")
+    assert (code, err) == (2, f"error: {tmp_path / 'nope.yaml'}: config file not found\n")

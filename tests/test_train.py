@@ -46,6 +46,7 @@ def test_tiny_run_writes_every_artefact_and_learns(tmp_path, data):
     run = tmp_path / "run"
     final = train(cfg, run)
     assert (run / "config.yaml").is_file() and load_config(run / "config.yaml").model == cfg.model
+    assert load_config(run / "config.yaml").run.dir == str(run)  # where it lives, --run-dir included
     assert (run / "curves.png").stat().st_size > 5000
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     ckpts = checkpoints.list_checkpoints(run / "checkpoints")
@@ -182,7 +183,8 @@ def test_resume_refuses_a_changed_model(tmp_path, data):
     cfg = load_config(tiny_config(tmp_path, data, epochs=1))
     train(cfg, tmp_path / "run")
     other = load_config(tiny_config(tmp_path, data, epochs=2), ["model.width=0.125"])
-    with pytest.raises(AnetError, match="existing run has model="):
+    with pytest.raises(AnetError, match=r"existing run has model\.width=\S+ but the config says "
+                                        r"0\.125; use another --run-dir or restore model\.width"):
         train(other, tmp_path / "run")
 
 
