@@ -284,16 +284,23 @@ def report(runs, run_dirs, datasets, as_csv, html_out, md_out, visualize, per_se
 @click.option("--scale", type=float, default=1.0, show_default=True,
               help="Factor that brings these images to the training images' scale (e.g. 0.5 "
                    "for images taken at twice the magnification); data.resize: pad runs only.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document (run, checkpoint, per image top-k and flags, skipped "
+                   "files) instead of the TSV table.")
 @set_option
-def predict(run_dir, images, top_k, ckpt, out, min_confidence, scale, overrides) -> None:
+def predict(run_dir, images, top_k, ckpt, out, min_confidence, scale, as_json, overrides) -> None:
     """Top-k classes for JPG/PNG/TIF IMAGES: files, folders (recursive) or glob patterns.
+
+    stdout holds only the predictions: a TSV table (path, class_1, prob_1, ..., flags) or,
+    with --json, one JSON document; notices and the summary go to stderr.
 
     Unreadable files are reported and skipped; the exit code is then 1.
     """
     from anet.predict import predict as run_predict
 
     result = run_predict(run_dir, list(images), top_k=top_k, ckpt=ckpt, out=out,
-                         min_confidence=min_confidence, scale=scale, overrides=overrides)
+                         min_confidence=min_confidence, scale=scale, overrides=overrides,
+                         as_json=as_json)
     sys.exit(1 if result.skipped else 0)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,31 @@ def to_csv(result: Predictions, top_k: int) -> str:
     return buf.getvalue()
 
 
+def tsv_header(top_k: int) -> str:
+    """predict's stdout header: path, class_i and prob_i columns, flags (comma-separated)."""
+    return "\t".join(["path", *(f"{c}_{i}" for i in range(1, top_k + 1) for c in ("class", "prob")),
+                      "flags"])
+
+
+def tsv_row(p: Prediction, top_k: int) -> str:
+    """One image on predict's stdout: its path, a column per class and per probability, flags."""
+    top = [v for name, prob in p.top for v in (name, f"{prob:.4f}")]
+    return "\t".join([p.path, *top, *[""] * (2 * top_k - len(top)), ",".join(flags(p))])
+
+
+def to_json(result: Predictions) -> str:
+    """``predict --json``: the run, the checkpoint and why, per image its top-k and flags,
+    and the skipped files with their reasons."""
+    return json.dumps({
+        "run": result.run, "checkpoint": result.checkpoint, "why": result.why,
+        "predictions": [{"path": p.path, "top": [{"class": c, "probability": round(v, 6)}
+                                                 for c, v in p.top],
+                         "flags": flags(p), "height": p.size[0], "width": p.size[1]}
+                        for p in result.rows],
+        "skipped": [{"path": path, "reason": why} for path, why in result.skipped],
+    }, indent=1)
+
+
 def _check_out(out: Path | None) -> None:
     if out is None:
         return
@@ -76,8 +102,9 @@ def _check_out(out: Path | None) -> None:
 
 def predict(run_dir: str | Path | None, images, *, top_k: int = 3, ckpt: str | None = None,
             batch_size: int = 64, out: str | Path | None = None, min_confidence: float = 0.5,
-            scale: float = 1.0, overrides=()) -> Predictions:
-    """Top-k classes per image; prints one line per image, skips unreadable files.
+            scale: float = 1.0, overrides=(), as_json: bool = False) -> Predictions:
+    """Top-k classes per image; prints a TSV line per image (``as_json``: one JSON document at
+    the end) on stdout, notices and the summary on stderr; skips unreadable files.
 
     Args:
         images: files, folders (searched recursively) and glob patterns.
@@ -105,7 +132,6 @@ def predict(run_dir: str | Path | None, images, *, top_k: int = 3, ckpt: str | N
     spec = run.contract
     scaled = spec.scaled(scale)
     classes, name = list(spec.classes), chosen.name
-    print(f"# run {run.dir}, checkpoint {name} ({why})")
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     k = min(top_k, len(classes))
@@ -131,12 +157,19 @@ def predict(run_dir: str | Path | None, images, *, top_k: int = 3, ckpt: str | N
             row = Prediction(str(path), top, hw, top[0][1] < min_confidence,
                              spec.out_of_range(*hw, scale))
             rows.append(row)
-            print("\t".join([str(path), *(f"{c} {v:.4f}" for c, v in top), *flags(row)]))
+            if len(rows) == 1:  # above a first row only: a failed run prints just its error
+                print(f"# run {run.dir}, checkpoint {name} ({why})", file=sys.stderr)
+                if not as_json:
+                    print(tsv_header(k))
+            if not as_json:
+                print(tsv_row(row, k), flush=True)
     if not rows:
         raise AnetError(f"none of the {len(files)} image files could be read (each listed above)")
     result = Predictions(str(run.dir), name, why, tuple(rows), tuple(skipped))
     if out is not None:
         atomic_write(out, to_csv(result, k))
+    if as_json:
+        print(to_json(result))
     _summary(result, out)
     return result
 

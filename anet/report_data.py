@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def expand_seed_runs(paths) -> list[tuple[str, list[Path]]]:
     groups: dict[str, list[Path]] = {}
     for p in map(Path, paths):
         if p.is_file():  # e.g. runs/* also matching a report written there: not a run
-            print(f"notice: skipping {p}: a file, not a run folder")
+            print(f"notice: skipping {p}: a file, not a run folder", file=sys.stderr)
             continue
         if not p.is_dir():
             raise AnetError(f"{p}: no such run directory")

@@ -284,7 +284,7 @@ def choose_checkpoint(run: Run, name: str | None = None) -> tuple[checkpoints.Ch
         for c in run.ckpts:
             if c.name == chosen:
                 return c, "chosen by `anet evaluate`"
-        print(f"notice: {run.paths.eval} names {chosen}, which is gone; ignoring it")
+        print(f"notice: {run.paths.eval} names {chosen}, which is gone; ignoring it", file=sys.stderr)
     scored = [c for c in run.ckpts if c.valid_acc is not None]
     if scored:
         best, _ = checkpoints.select_best(scored, lambda c: c.valid_acc, lambda c: c.step)

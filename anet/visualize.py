@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -204,7 +205,7 @@ def visualize(ckpt_dir=None, *, layers=DEFAULT_LAYERS, samples: int = 2, split: 
                         "its evaluated/best checkpoint")
     if not dirs:
         dirs = [runs.latest_run(runs_root)]
-        print(f"using the most recent run: {dirs[0]}")
+        print(f"using the most recent run: {dirs[0]}", file=sys.stderr)
     opened = [runs.open_run(d) for d in dirs]
     _check_same_data(opened)
     first = opened[0]

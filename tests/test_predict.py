@@ -79,8 +79,11 @@ def test_predict_matches_the_model_on_eval_dataset(run, spec, tmp_path, capsys):
     for res, p in zip(results.rows, probs):
         assert [c for c, _ in res.top] == [str(i) for i in np.argsort(-p, kind="stable")]
         np.testing.assert_allclose([v for _, v in res.top], np.sort(p)[::-1], atol=1e-6)
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"# run {run}, checkpoint ckpt-") and out[1].startswith(f"{paths[0]}\t")
+    cap = capsys.readouterr()
+    out = cap.out.splitlines()  # stdout: the table only; the run and checkpoint go to stderr
+    assert out[0] == "path\tclass_1\tprob_1\tclass_2\tprob_2\tclass_3\tprob_3\tflags"
+    assert len(out) == 1 + len(paths) and all(len(line.split("\t")) == 8 for line in out)
+    assert out[1].startswith(f"{paths[0]}\t") and cap.err.startswith(f"# run {run}, checkpoint ckpt-")
 
 
 def test_checkpoint_choice(run, tmp_path):
@@ -190,7 +193,8 @@ def test_a_batch_with_broken_files_still_predicts_the_rest(run, tmp_path, monkey
     assert f"skipped {tmp_path / 'lab' / 'cell1' / 'broken.tif'}: cannot read image" in cap.err
     assert "predicted 4 images" in cap.err and "1 size-out-of-range" in cap.err
     lines = cap.out.splitlines()
-    assert lines[0].startswith(f"# run {run}, checkpoint ckpt-") and len(lines) == 5
+    assert lines[0] == "path\tclass_1\tprob_1\tclass_2\tprob_2\tflags" and len(lines) == 5
+    assert f"# run {run}, checkpoint ckpt-" in cap.err
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert list(rows[0]) == ["path", "class_1", "prob_1", "class_2", "prob_2", "low_confidence",
                              "size_out_of_range", "height", "width", "run", "checkpoint", "error"]
@@ -252,3 +256,32 @@ def test_readme_tif_snippet_matches_predict(run, tmp_path, capsys):
         name, prob = capsys.readouterr().out.split()
         top = predict(run, [path], top_k=1).rows[0].top[0]
         assert name == top[0] and float(prob) == pytest.approx(top[1], abs=1e-5)
+
+
+def test_tsv_row_has_a_column_per_class_and_probability():
+    from anet.predict import Prediction, tsv_header, tsv_row
+
+    p = Prediction("a b.png", (("X", 0.51234), ("7", 0.3)), (10, 20), True, False)
+    assert tsv_header(3) == "path\tclass_1\tprob_1\tclass_2\tprob_2\tclass_3\tprob_3\tflags"
+    assert tsv_row(p, 3) == "a b.png\tX\t0.5123\t7\t0.3000\t\t\tlow-confidence"
+    p = Prediction("b", (("1", 1.0),), (5, 5), False, True)
+    assert tsv_row(p, 1) == "b\t1\t1.0000\tsize-out-of-range"
+
+
+def test_predict_json_is_the_whole_stdout(run, tmp_path, monkeypatch, capsys):
+    good = tmp_path / "a.png"
+    Image.fromarray(np.full((40, 24), 200, np.uint8)).save(good)
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00" + bytes(50))
+    monkeypatch.setattr(sys, "argv", ["anet", "predict", "--run-dir", str(run), str(good),
+                                      str(tmp_path / "bad.tif"), "--json", "--top-k", "2"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 1
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)  # nothing else on stdout
+    assert doc["run"] == str(run) and doc["checkpoint"].startswith("ckpt-")
+    [pred] = doc["predictions"]
+    assert pred["path"] == str(good) and len(pred["top"]) == 2 and (pred["height"], pred["width"]) == (40, 24)
+    assert pred["top"][0]["probability"] >= pred["top"][1]["probability"]
+    assert [s["path"] for s in doc["skipped"]] == [str(tmp_path / "bad.tif")]
+    assert "# run" in cap.err and "predicted 1 images" in cap.err
