@@ -182,7 +182,7 @@ def test_latest_run_is_used_and_named(root, monkeypatch, capsys):
         os.utime(root / "runs" / name / "checkpoints" / "checkpoints.jsonl", (t, t))
     run_cli(monkeypatch, "--layers", "conv1,pool1,pool2,pool_last", "--samples", "1",
             "--out", "out-latest")
-    assert "using the most recent run: runs/tiny" in capsys.readouterr().out
+    assert "using the most recent run: runs/tiny" in capsys.readouterr().err
     report = json.loads((root / "out-latest" / "visualize.json").read_text())
     assert report["runs"][0]["run"] == "runs/tiny"
 
