@@ -96,6 +96,9 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.Checkpo
     paths = RunPaths(run_dir or default_run_dir(cfg))
     if cfg.train.distribute == "multi_worker" and (worker := worker_index()) > 0:
         paths = paths.worker(worker)  # only the chief writes the run itself
+    if paths.seed_runs() and not paths.checkpoints.is_dir():  # one run inside an experiment
+        raise AnetError(f"{paths.dir} holds seed runs of `anet train --seeds`; add --seeds to "
+                        f"continue them, or give another --run-dir")
     for folder in (paths.dir, paths.checkpoints, paths.tensorboard):  # before any work, not at
         if folder == paths.dir or folder.is_dir():                      # the first checkpoint
             check_writable(folder, "fix its permissions or use another --run-dir")

@@ -48,6 +48,9 @@ def test_train_seeds_writes_one_run_per_seed_and_evaluate_takes_the_folder(tmp_p
         evaluate(root, ckpt="3")
     with pytest.raises(AnetError, match="is a single-seed run; give --seeds another --run-dir"):
         train_seeds(cfg, tmp_path / "alone", (0,))
+    with pytest.raises(AnetError, match="holds seed runs of `anet train --seeds`; add --seeds"):
+        train(cfg, root)  # a plain run would mix its checkpoints into the experiment folder
+    assert not (root / "checkpoints").exists()
 
 
 @pytest.mark.slow
