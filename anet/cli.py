@@ -173,8 +173,11 @@ run_dir_option = click.option(
 @click.option("--scale", type=float, default=1.0, show_default=True,
               help="Factor that brings the dataset's images to the training images' scale "
                    "(e.g. 0.5 for twice the magnification); data.resize: pad runs only.")
+@click.option("--karyograms", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Karyotype datasets: draw the karyograms of this many cells of the split "
+                   "(RUN/karyograms/SPLIT-CELL.png).")
 @set_option
-def evaluate(run_dir, split, ckpt, batch_size, train_batches, predictions, scale,
+def evaluate(run_dir, split, ckpt, batch_size, train_batches, predictions, scale, karyograms,
              overrides) -> None:
     """Score every checkpoint on valid, test the best one; writes eval.json and plots.
 
@@ -187,7 +190,7 @@ def evaluate(run_dir, split, ckpt, batch_size, train_batches, predictions, scale
 
     run_evaluate(pick_run(run_dir), split=split, ckpt=ckpt, batch_size=batch_size or 0,
                  train_batches=train_batches, scale=scale, predictions=predictions,
-                 overrides=overrides)
+                 karyograms=karyograms, overrides=overrides)
 
 
 class _ManyValues(click.Command):
@@ -302,6 +305,21 @@ def predict(run_dir, images, top_k, ckpt, out, min_confidence, scale, as_json, o
                          min_confidence=min_confidence, scale=scale, overrides=overrides,
                          as_json=as_json)
     sys.exit(1 if result.skipped else 0)
+
+
+@cli.command()
+@click.argument("folder", type=click.Path())
+@run_dir_option
+@click.option("--out", type=click.Path(), default=None,
+              help="Karyogram PNG (default FOLDER-karyogram.png beside the folder).")
+@click.option("--ckpt", default=None,
+              help="Checkpoint name or step (default: evaluate's choice, else best valid, else latest).")
+@set_option
+def karyogram(folder, run_dir, out, ckpt, overrides) -> None:
+    """One cell's crops (FOLDER) -> labels after per-cell assignment, its call, its karyogram."""
+    from anet.predict import predict_cell
+
+    predict_cell(run_dir, folder, out=out, ckpt=ckpt, overrides=overrides)
 
 
 @cli.command()

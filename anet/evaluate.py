@@ -146,7 +146,7 @@ def other_dataset(spec, ident: dict) -> str:
 
 def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = None,
              batch_size: int = 0, train_batches: int = 0, scale: float = 1.0,
-             predictions: str | Path | None = None, overrides=()) -> dict:
+             predictions: str | Path | None = None, karyograms: int = 0, overrides=()) -> dict:
     """Select the best checkpoint on valid, report it on ``split``; writes eval.json and plots.
 
     Images are read by the run's input contract (normalisation, size, classes of training),
@@ -162,6 +162,7 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
         train_batches: cap on batches of the train split for train accuracy (0: whole split).
         scale: the factor that brings the images to the training images' scale (pad runs).
         predictions: also write per-example predictions (valid and ``split``) to this CSV.
+        karyograms: draw the karyograms of this many cells of ``split`` (karyotype datasets).
     Returns:
         The eval.json dict.
     """
@@ -174,8 +175,9 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
         raise AnetError(f"--predictions {predictions}: name a .csv file in an existing folder")
     seeds = RunPaths(run_dir).seed_runs()
     if seeds and not RunPaths(run_dir).checkpoints.is_dir():
-        if ckpt or predictions is not None:
-            what = "--ckpt names one run's checkpoint" if ckpt else "--predictions is one run's"
+        if ckpt or predictions is not None or karyograms:
+            what = ("--ckpt names one run's checkpoint" if ckpt else "--predictions is one run's"
+                    if predictions is not None else "--karyograms draws one run's cells")
             raise AnetError(f"{run_dir} holds {len(seeds)} seed runs; {what}: "
                             f"pass --run-dir {seeds[0]}")
         return evaluate_seeds(seeds, split=split, batch_size=batch_size,
@@ -183,13 +185,17 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
                               predictions=None, overrides=overrides)
     run = open_run(run_dir, overrides)
     check_writable(run.dir, "evaluate writes eval.json there; fix its permissions")
+    if karyograms and not (karyotype.is_karyotype(run.dataset.classes) and run.dataset.has_cells):
+        raise AnetError(f"--karyograms needs a karyotype dataset whose chromosomes know their cell; "
+                        f"{run.cfg.data.dir} ({run.dataset.name}) has none")
     with pipeline.read_errors(run.cfg.data.dir):  # a damaged shard: one line naming it
         return _evaluate(run, split=split, ckpt=ckpt, batch_size=batch_size,
-                         train_batches=train_batches, scale=scale, predictions=predictions)
+                         train_batches=train_batches, scale=scale, predictions=predictions,
+                         karyograms=karyograms)
 
 
 def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batches: int,
-              scale: float, predictions: Path | None) -> dict:
+              scale: float, predictions: Path | None, karyograms: int = 0) -> dict:
     from anet.data import pipeline
     from anet.data.contract import check_dataset
     from anet.steps import make_eval_fn
@@ -272,8 +278,12 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
         "karyotype": None,
     }
     if karyotype.applies(classes, out["cells"]):
-        cell = karyotype.cell_report(out["probs"], out["labels"], out["cells"])
+        cell = karyotype.cell_report(out["probs"], out["labels"], out["cells"],
+                                     truths=info.karyotypes)
         result["karyotype"] = cell | {"split": split}
+        if karyograms:
+            drawn = draw_karyograms(run, out, cell["per_cell"][:karyograms], split)
+            result["karyotype"]["karyograms"] = [str(p.relative_to(run.dir)) for p in drawn]
     if predictions is not None:
         parts = [out] if split == "valid" else [
             _collect(forward, pipeline.eval_dataset(data_dir, "valid", read, batch_size=batch,
@@ -299,6 +309,31 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
               f"{spec.size_max[1]}); another magnification? try --scale", file=sys.stderr)
     print(summary(result, predictions))
     return result
+
+
+def draw_karyograms(run, out: dict, rows: list[dict], split: str) -> list[Path]:
+    """The karyograms of the cells in ``rows`` (per-cell report rows), from their JPGs."""
+    from PIL import Image
+
+    from anet import karyogram
+
+    assigned = karyotype.assign_cells(out["probs"], out["cells"])
+    argmax = out["probs"].argmax(axis=1)
+    paths = []
+    run.paths.karyogram(split, "cell").parent.mkdir(exist_ok=True)
+    for row in rows:
+        idx = [i for i, c in enumerate(out["cells"]) if c == row["cell"]]
+        files = [run.dataset.dir / "jpg" / out["filenames"][i] for i in idx]
+        if missing := [f for f in files if not f.is_file()]:
+            raise AnetError(f"{missing[0]}: missing; --karyograms draws the dataset's jpg/ tree "
+                            "(re-run `anet prepare --force` to restore it)")
+        images = [np.asarray(Image.open(f).convert("L")) for f in files]
+        truth = f" (truth {row['truth']})" if row["truth"] else ""
+        paths.append(karyogram.draw(
+            images, assigned[idx], run.paths.karyogram(split, row["cell"]),
+            title=f"{row['cell']}: called {row['call']}{truth}", argmax=argmax[idx],
+            truth=out["labels"][idx]))
+    return paths
 
 
 def dataset_identity(info: DatasetInfo) -> dict:
@@ -337,10 +372,29 @@ def summary(result: dict, predictions: Path | None = None) -> str:
         lines.append(f"karyotype ({k['split']}, {k['cells']} cells, {k['chromosomes']} chromosomes): "
                      f"per-chromosome {k['accuracy_before']:.4f} -> per-cell assigned "
                      f"{k['accuracy_after']:.4f}")
+        if k.get("calls"):
+            lines.append(call_lines(k["calls"]))
     paths = RunPaths(result["run"])
     files = result.get("files") or [paths.eval.name, paths.confusion.name, paths.errors.name]
     lines.append(f"wrote {paths.dir / files[0]}, {', '.join(files[1:])}"
                  + (f", {predictions}" if predictions else ""))
+    return "\n".join(lines)
+
+
+def call_lines(c: dict) -> str:
+    """The per-cell calls in a few lines: exact calls, sensitivity/specificity, wrong calls."""
+    def frac(k, n, name):
+        return f"{name} {k}/{n}" + (f" = {k / n:.2f}" if n else "")
+
+    lines = [f"cell calls ({c['cells']} cells with a known karyotype): "
+             f"{frac(c['exact'], c['cells'], 'exact')}; abnormal cells "
+             f"{frac(c['called_abnormal'], c['abnormal'], 'sensitivity')}, "
+             f"{frac(c['called_normal'], c['normal'], 'specificity')}"]
+    if c["structural"]:
+        lines.append(f"structural changes (not callable from chromosome labels): {c['structural']} "
+                     f"cells, {c['structural_called_normal']} called numerically normal")
+    for w in c["wrong_calls"][:5]:
+        lines.append(f"  called {w['call']} for {w['truth']}: {w['cells']} cell(s)")
     return "\n".join(lines)
 
 

@@ -14,11 +14,12 @@ Class indices follow the karyotype label order: ``0..21`` are chromosomes 1..22,
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from anet.data import iscn
 from anet.data.sources import KARYOTYPE_CLASSES
 
 NUM_CLASSES = 24
@@ -26,11 +27,17 @@ X, Y = 22, 23
 PENALTY = 3.0  # extra cost (nats) of a spare slot: an extra chromosome must be ~20x likelier
 EPS = 1e-12  # probabilities are clipped here before the log
 HYPOTHESES = {"XX": (X, X), "XY": (X, Y)}
+NORMAL_CALLS = ("46,XX", "46,XY")
+
+
+def is_karyotype(classes) -> bool:
+    """True for the 24 karyotype classes in label order."""
+    return tuple(classes) == KARYOTYPE_CLASSES
 
 
 def applies(classes, cells) -> bool:
     """True when per-cell assignment makes sense: the 24 karyotype classes and known cells."""
-    return tuple(classes) == KARYOTYPE_CLASSES and any(c for c in cells)
+    return is_karyotype(classes) and any(c for c in cells)
 
 
 def _slots(sex: tuple[int, int], spares: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,16 +92,22 @@ def assign_cells(probs: np.ndarray, cells, penalty: float = PENALTY) -> np.ndarr
     return labels
 
 
-def cell_report(probs: np.ndarray, labels: np.ndarray, cells, penalty: float = PENALTY) -> dict:
-    """Per-chromosome accuracy before and after per-cell assignment, on one split.
+def cell_report(probs: np.ndarray, labels: np.ndarray, cells, penalty: float = PENALTY,
+                truths: dict | None = None) -> dict:
+    """Per-chromosome accuracy before and after per-cell assignment, and each cell's call.
 
+    Args:
+        truths: cell -> its true ISCN karyotype, where known (``DatasetInfo.karyotypes``).
     Returns:
         cells (number of cells), chromosomes (examples in a cell), accuracy_before,
-        accuracy_after (both over the examples in a cell), penalty, and per_cell: a row per
-        cell (sorted by id) with its chromosomes and how many were right before and after.
+        accuracy_after (both over the examples in a cell), penalty, per_cell: a row per cell
+        (sorted by id) with its chromosomes, how many were right before and after, its call
+        (:func:`anet.data.iscn.numerical_call` of the assigned labels) and its truth ("" if
+        unknown), and calls: :func:`call_summary` of those rows.
     """
     labels = np.asarray(labels)
     cells = list(cells)
+    truths = truths or {}
     assigned = assign_cells(probs, cells, penalty)
     in_cell = np.asarray([bool(c) for c in cells])
     argmax = np.asarray(probs).argmax(axis=1)
@@ -105,7 +118,8 @@ def cell_report(probs: np.ndarray, labels: np.ndarray, cells, penalty: float = P
             groups[cell].append(i)
     per_cell = [{"cell": cell, "chromosomes": len(idx),
                  "correct_before": int((argmax[idx] == labels[idx]).sum()),
-                 "correct_after": int((assigned[idx] == labels[idx]).sum())}
+                 "correct_after": int((assigned[idx] == labels[idx]).sum()),
+                 "call": iscn.numerical_call(assigned[idx]), "truth": truths.get(cell, "")}
                 for cell, idx in sorted(groups.items())]
     return {
         "cells": len({c for c in cells if c}),
@@ -114,4 +128,46 @@ def cell_report(probs: np.ndarray, labels: np.ndarray, cells, penalty: float = P
         "accuracy_after": float((assigned == labels)[in_cell].mean()) if n else 0.0,
         "penalty": penalty,
         "per_cell": per_cell,
+        "calls": call_summary(per_cell),
+    }
+
+
+def call_summary(per_cell: list[dict]) -> dict | None:
+    """How the per-cell calls compare with the known karyotypes (None when none is known).
+
+    A call is numerical (chromosome count, sex chromosomes, gains and losses), so it is
+    compared with the numerical part of the truth: a structural change (a deletion, a
+    translocation's derivatives) keeps the count and cannot be called from whole-chromosome
+    labels; such cells count as numerically normal and are also counted apart.
+
+    Returns:
+        cells (with a known karyotype), exact (calls equal to the truth's numerical part),
+        exact_accuracy; abnormal / called_abnormal / sensitivity over numerically abnormal
+        cells; normal / called_normal / specificity over numerically normal ones (None where
+        there are no such cells); structural (cells with a structural change) and
+        structural_called_normal; wrong_calls: [{truth, call, cells}] most frequent first.
+    """
+    rows = [r for r in per_cell if r.get("truth")]
+    if not rows:
+        return None
+    expected = [iscn.numerical_call(iscn.expected_labels(r["truth"])) for r in rows]
+    exact = [r["call"] == e for r, e in zip(rows, expected)]
+    abnormal = [e not in NORMAL_CALLS for e in expected]
+    called = [r["call"] not in NORMAL_CALLS for r in rows]
+    structural = [iscn.is_structural(r["truth"]) for r in rows]
+    n_ab = sum(abnormal)
+    hit = sum(a and c for a, c in zip(abnormal, called))
+    n_norm = len(rows) - n_ab
+    clean = sum(not a and not c for a, c in zip(abnormal, called))
+    wrong = Counter((r["truth"], r["call"]) for r, ok in zip(rows, exact) if not ok)
+    return {
+        "cells": len(rows),
+        "exact": sum(exact),
+        "exact_accuracy": sum(exact) / len(rows),
+        "abnormal": n_ab, "called_abnormal": hit, "sensitivity": hit / n_ab if n_ab else None,
+        "normal": n_norm, "called_normal": clean,
+        "specificity": clean / n_norm if n_norm else None,
+        "structural": sum(structural),
+        "structural_called_normal": sum(s and not c for s, c in zip(structural, called)),
+        "wrong_calls": [{"truth": t, "call": c, "cells": k} for (t, c), k in wrong.most_common()],
     }

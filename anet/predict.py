@@ -188,3 +188,52 @@ def _summary(result: Predictions, out: Path | None) -> None:
     if out is not None:
         parts.append(f"wrote {out}")
     print("; ".join(parts), file=sys.stderr)
+
+
+def predict_cell(run_dir: str | Path | None, folder: str | Path, *, out: str | Path | None = None,
+                 ckpt: str | None = None, overrides=()) -> dict:
+    """Label one cell's chromosome crops jointly (per-cell assignment), call its karyotype and
+    write its karyogram; prints one line per chromosome and the call.
+
+    Args:
+        folder: one cell's crops (TIF, JPG, PNG, ...; one chromosome per file, not recursive).
+        out: the karyogram PNG (default ``<folder>-karyogram.png`` beside the folder).
+    Returns:
+        ``{"call", "images", "labels" (after assignment), "argmax", "karyogram"}``.
+    """
+    from PIL import Image
+
+    from anet import karyogram, karyotype
+    from anet.data import iscn
+    from anet.data.images import IMAGE_SUFFIXES
+    from anet.data.sources import read_image
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AnetError(f"{folder}: not a folder of one cell's chromosome images")
+    images = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                    and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise AnetError(f"{folder}: no chromosome images ({', '.join(IMAGE_SUFFIXES)})")
+    out = Path(out) if out else folder.with_name(f"{folder.name}-karyogram.png")
+    check_writable(out.parent, "the karyogram is written there; pass --out elsewhere")
+    run, chosen, why, model = open_chosen(pick_run(run_dir), ckpt, overrides)
+    spec = run.contract
+    classes = list(spec.classes)
+    if not karyotype.is_karyotype(classes):
+        raise AnetError(f"{run.dir}: its classes are not the 24 karyotype classes; a karyogram "
+                        "needs a model trained on chromosomes")
+    xs = [load_input(p, spec)[0] for p in images]
+    probs = np.concatenate([model(np.stack(xs[i:i + 64]), training=False).numpy()
+                            for i in range(0, len(xs), 64)])
+    labels, argmax = karyotype.assign_cell(probs), probs.argmax(axis=1)
+    call = iscn.numerical_call(labels)
+    print(f"# run {run.dir}, checkpoint {chosen.name} ({why})")
+    for path, a, b in zip(images, argmax, labels):
+        changed = f"\t(argmax {classes[a]})" if a != b else ""
+        print(f"{path}\t{classes[b]}{changed}")
+    crops = [np.asarray(Image.fromarray(read_image(p)).convert("L")) for p in images]
+    karyogram.draw(crops, labels, out, title=f"{folder.name}: called {call}", argmax=argmax)
+    print(f"call: {call}\nwrote {out}")
+    return {"call": call, "images": [str(p) for p in images], "labels": labels.tolist(),
+            "argmax": argmax.tolist(), "karyogram": str(out)}

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from anet import checkpoints
 from anet import evaluate as ev
@@ -15,6 +16,7 @@ from anet.cli import main
 from anet.data import pipeline
 from anet.data.sources import KARYOTYPE_CLASSES
 from anet.errors import AnetError
+from anet.predict import predict_cell
 from tests.tinydata import write_dataset
 from tests.tinyrun import make_tiny_run
 
@@ -141,16 +143,47 @@ def test_split_valid_never_opens_test(run, monkeypatch, capsys):
 
 def test_karyotype_run_reports_per_cell_accuracy(tmp_path):
     data = write_dataset(tmp_path / "karyo", num_classes=24, size=(30, 12),
-                         n_per_split={"train": 48, "valid": 24, "test": 48})
+                         n_per_split={"train": 48, "valid": 24, "test": 48}, jpg_tree=True)
     meta = json.loads((data / "dataset.json").read_text())
     meta["classes"] = list(KARYOTYPE_CLASSES)
+    meta["karyotypes"] = {f"cell{i}": "47,XX,+21" if i == 7 else "46,XY" for i in range(8)}
     (data / "dataset.json").write_text(json.dumps(meta))
     run = make_tiny_run(tmp_path, epochs=1, data=data, name="karyo")
-    result = ev.evaluate(run, train_batches=1)
+    result = ev.evaluate(run, train_batches=1, karyograms=2)
     k = result["karyotype"]
+    assert k["karyograms"] == ["karyograms/test-cell0.png", "karyograms/test-cell1.png"]
+    assert all(Image.open(run / p).format == "PNG" for p in k["karyograms"])
     assert k["cells"] == 8 and k["chromosomes"] == 48 and k["split"] == "test"
     assert k["accuracy_before"] == pytest.approx(result["accuracy"]["test"])
     assert 0 <= k["accuracy_after"] <= 1
+    # 6 chromosomes per cell: every call is a loss-riddled one, never the 46,XY truth
+    calls = k["calls"]
+    assert calls["cells"] == 8 and calls["exact"] == 0 and calls["abnormal"] == 1
+    assert calls["normal"] == 7 and calls["called_normal"] == 0 and calls["specificity"] == 0.0
+    assert [r["call"].split(",")[0] for r in k["per_cell"]] == ["6"] * 8
+    assert "cell calls (8 cells with a known karyotype): exact 0/8" in ev.summary(result)
+    # one cell's crops through `anet karyogram`: labels after assignment, the call, the picture
+    folder = tmp_path / "cell0"
+    folder.mkdir()
+    for f in (data / "jpg").rglob("test_[0-5].jpg"):
+        shutil.copy(f, folder / f.name)
+    res = predict_cell(run, folder)
+    assert res["call"].startswith("6,") and len(res["labels"]) == 6
+    assert Image.open(tmp_path / "cell0-karyogram.png").format == "PNG"
+
+
+def test_karyograms_need_a_karyotype_run(run, tmp_path):
+    with pytest.raises(AnetError, match="--karyograms needs a karyotype dataset"):
+        ev.evaluate(run, karyograms=1)
+    folder = tmp_path / "cell"
+    with pytest.raises(AnetError, match="not a folder of one cell's chromosome images"):
+        predict_cell(run, folder)
+    folder.mkdir()
+    with pytest.raises(AnetError, match="no chromosome images"):
+        predict_cell(run, folder)
+    Image.fromarray(np.full((20, 12), 200, np.uint8)).save(folder / "a.tif")
+    with pytest.raises(AnetError, match="not the 24 karyotype classes"):
+        predict_cell(run, folder)
 
 
 def test_cross_dataset_evaluate_equals_the_exported_model(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from anet.data.sources import KARYOTYPE_CLASSES
-from anet.karyotype import X, Y, applies, assign_cell, assign_cells, cell_report
+from anet.karyotype import X, Y, applies, assign_cell, assign_cells, call_summary, cell_report
 
 AUTOSOMES = [c for c in range(22) for _ in range(2)]
 C21 = 20  # index of chromosome 21
@@ -88,12 +88,15 @@ def test_assign_cells_and_report_on_a_split():
     probs[i] = 0.05 / 24
     probs[i, 19], probs[i, 18] = 0.55, 0.40
     cells = ["a"] * 46 + ["b"] * 46 + ["", ""]  # the last two have no cell: argmax kept
-    rep = cell_report(probs, labels, cells)
+    rep = cell_report(probs, labels, cells, truths={"a": "46,XY"})
     assert rep["cells"] == 2 and rep["chromosomes"] == 92
     assert rep["accuracy_before"] == pytest.approx(91 / 92)
     assert rep["accuracy_after"] == 1.0
-    assert rep["per_cell"] == [{"cell": "a", "chromosomes": 46, "correct_before": 45, "correct_after": 46},
-                               {"cell": "b", "chromosomes": 46, "correct_before": 46, "correct_after": 46}]
+    assert rep["per_cell"] == [{"cell": "a", "chromosomes": 46, "correct_before": 45, "correct_after": 46,
+                                "call": "46,XY", "truth": "46,XY"},
+                               {"cell": "b", "chromosomes": 46, "correct_before": 46, "correct_after": 46,
+                                "call": "46,XX", "truth": ""}]
+    assert rep["calls"]["cells"] == 1 and rep["calls"]["exact"] == 1
     assert list(assign_cells(probs, cells)[-2:]) == [7, 7]
 
 
@@ -101,3 +104,28 @@ def test_applies_only_to_karyotype_classes_with_cells():
     assert applies(KARYOTYPE_CLASSES, ["c1", "c1"])
     assert not applies(KARYOTYPE_CLASSES, ["", ""])
     assert not applies([str(i) for i in range(24)], ["c1"])
+
+
+def test_trisomy_cell_is_called_from_its_assigned_labels():
+    labels = shuffled(AUTOSOMES + [C21, X, X], seed=7)
+    rep = cell_report(table(labels, confidence=0.6), labels, ["t"] * 47,
+                      truths={"t": "47,XX,+21"})
+    assert rep["per_cell"][0]["call"] == "47,XX,+21"
+    assert rep["calls"]["sensitivity"] == 1.0 and rep["calls"]["specificity"] is None
+
+
+def test_call_summary_golden():
+    rows = [{"cell": "a", "call": "46,XY", "truth": "46,XY"},
+            {"cell": "b", "call": "47,XX,+21", "truth": "47,XX,+21"},
+            {"cell": "c", "call": "46,XX", "truth": "45,X"},  # a missed Turner
+            {"cell": "d", "call": "46,XY", "truth": "46,XY,t(9;22)(q34;q11)"},  # numerically right
+            {"cell": "e", "call": "47,XX,+18", "truth": "46,XX"},  # a false trisomy
+            {"cell": "f", "call": "46,XY", "truth": ""}]  # unknown: not scored
+    assert call_summary(rows) == {
+        "cells": 5, "exact": 3, "exact_accuracy": 0.6,
+        "abnormal": 2, "called_abnormal": 1, "sensitivity": 0.5,
+        "normal": 3, "called_normal": 2, "specificity": pytest.approx(2 / 3),
+        "structural": 1, "structural_called_normal": 1,
+        "wrong_calls": [{"truth": "45,X", "call": "46,XX", "cells": 1},
+                        {"truth": "46,XX", "call": "47,XX,+18", "cells": 1}]}
+    assert call_summary(rows[-1:]) is None

@@ -18,10 +18,11 @@ def jpeg(arr: np.ndarray) -> bytes:
 
 
 def write_dataset(out: Path, *, n_per_split=None, channels=1, num_classes=3, size=(20, 12),
-                  seed=0, shards=2, blank=False) -> Path:
+                  seed=0, shards=2, blank=False, jpg_tree=False) -> Path:
     """Bars whose length encodes the class, on a light background; dataset.json like prepare's.
 
     ``blank``: every image is the same grey field, so no network can beat chance.
+    ``jpg_tree``: also the ``jpg/<class>/`` files prepare writes beside the records.
     """
     n_per_split = n_per_split or {"train": 48, "valid": 12, "test": 12}
     rng = np.random.default_rng(seed)
@@ -42,6 +43,9 @@ def write_dataset(out: Path, *, n_per_split=None, channels=1, num_classes=3, siz
                 img = np.full((h, w, channels), 128, np.uint8)
             rec = encode_example(image=jpeg(img), label=label, height=h, width=w, channels=channels,
                                  filename=f"{label}/{split}_{i}.jpg", cell=f"cell{i // 6}")
+            if jpg_tree:
+                (out / "jpg" / str(label)).mkdir(parents=True, exist_ok=True)
+                (out / "jpg" / str(label) / f"{split}_{i}.jpg").write_bytes(jpeg(img))
             writers[i % shards].write(rec)
             counts[split][str(label)] += 1
         for wr in writers:

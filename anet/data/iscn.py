@@ -109,6 +109,11 @@ def numerical_call(labels) -> str:
     return ",".join(parts)
 
 
+def is_structural(karyotype: str) -> bool:
+    """Whether an ISCN karyotype names a structural change (del, t, der, inv, dup, i)."""
+    return any(re.match(r"(del|t|der|inv|dup|i)\(", part) for part in karyotype.split(","))
+
+
 def expected_labels(karyotype: str) -> list[int]:
     """Class labels of the chromosomes of an ISCN karyotype (sorted), derivatives labelled by
     their centromere; raises ValueError on notation it does not know."""
