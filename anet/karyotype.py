@@ -145,12 +145,19 @@ def call_summary(per_cell: list[dict]) -> dict | None:
         exact_accuracy; abnormal / called_abnormal / sensitivity over numerically abnormal
         cells; normal / called_normal / specificity over numerically normal ones (None where
         there are no such cells); structural (cells with a structural change) and
-        structural_called_normal; wrong_calls: [{truth, call, cells}] most frequent first.
+        structural_called_normal; wrong_calls: [{truth, call, cells}] most frequent first;
+        unreadable_truth: cells whose karyotype notation could not be read (not scored).
     """
-    rows = [r for r in per_cell if r.get("truth")]
+    rows, expected, unreadable = [], [], []
+    for r in per_cell:
+        if r.get("truth"):
+            try:
+                expected.append(iscn.numerical_call(iscn.expected_labels(r["truth"])))
+                rows.append(r)
+            except ValueError:  # notation the parser does not know (mosaics, markers, ...)
+                unreadable.append(r["cell"])
     if not rows:
         return None
-    expected = [iscn.numerical_call(iscn.expected_labels(r["truth"])) for r in rows]
     exact = [r["call"] == e for r, e in zip(rows, expected)]
     abnormal = [e not in NORMAL_CALLS for e in expected]
     called = [r["call"] not in NORMAL_CALLS for r in rows]
@@ -170,4 +177,5 @@ def call_summary(per_cell: list[dict]) -> dict | None:
         "structural": sum(structural),
         "structural_called_normal": sum(s and not c for s, c in zip(structural, called)),
         "wrong_calls": [{"truth": t, "call": c, "cells": k} for (t, c), k in wrong.most_common()],
+        "unreadable_truth": unreadable,
     }

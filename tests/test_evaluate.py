@@ -304,3 +304,8 @@ def test_partial_evaluation_never_replaces_the_selection(run, capsys):
     assert f"wrote {written[0]}" in capsys.readouterr().out
     chosen, why = choose_checkpoint(open_run(out))  # predict/export still follow the selection
     assert chosen.name == full["chosen"]["name"] and why == "chosen by `anet evaluate`"
+
+
+def test_karyogram_command_bad_folder(tmp_path, monkeypatch, capsys):
+    last = cli(monkeypatch, capsys, "karyogram", tmp_path / "nope", "--ckpt-dir", tmp_path)
+    assert "nope: not a folder of one cell's chromosome images" in last

@@ -127,5 +127,8 @@ def test_call_summary_golden():
         "normal": 3, "called_normal": 2, "specificity": pytest.approx(2 / 3),
         "structural": 1, "structural_called_normal": 1,
         "wrong_calls": [{"truth": "45,X", "call": "46,XX", "cells": 1},
-                        {"truth": "46,XX", "call": "47,XX,+18", "cells": 1}]}
+                        {"truth": "46,XX", "call": "47,XX,+18", "cells": 1}],
+        "unreadable_truth": []}
     assert call_summary(rows[-1:]) is None
+    mosaic = call_summary(rows[:1] + [{"cell": "m", "call": "46,XX", "truth": "45,X/46,XX"}])
+    assert mosaic["cells"] == 1 and mosaic["unreadable_truth"] == ["m"]
