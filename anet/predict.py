@@ -228,12 +228,13 @@ def predict_cell(run_dir: str | Path | None, folder: str | Path, *, out: str | P
                             for i in range(0, len(xs), 64)])
     labels, argmax = karyotype.assign_cell(probs), probs.argmax(axis=1)
     call = iscn.numerical_call(labels)
-    print(f"# run {run.dir}, checkpoint {chosen.name} ({why})")
+    print(f"# run {run.dir}, checkpoint {chosen.name} ({why})", file=sys.stderr)
     for path, a, b in zip(images, argmax, labels):
         changed = f"\t(argmax {classes[a]})" if a != b else ""
         print(f"{path}\t{classes[b]}{changed}")
     crops = [np.asarray(Image.fromarray(read_image(p)).convert("L")) for p in images]
     karyogram.draw(crops, labels, out, title=f"{folder.name}: called {call}", argmax=argmax)
-    print(f"call: {call}\nwrote {out}")
+    print(f"call: {call}")
+    print(f"wrote {out}", file=sys.stderr)
     return {"call": call, "images": [str(p) for p in images], "labels": labels.tolist(),
             "argmax": argmax.tolist(), "karyogram": str(out)}
