@@ -327,13 +327,16 @@ def karyogram(folder, run_dir, out, ckpt, overrides) -> None:
 @click.option("--out", required=True, type=click.Path(), help="Output folder of the SavedModel.")
 @click.option("--ckpt", default=None,
               help="Checkpoint name or step (default: evaluate's choice, else best valid, else latest).")
+@click.option("--tflite", is_flag=True,
+              help="Also write model.tflite (TFLite/LiteRT, the Keras model: preprocessed "
+                   "[N, S, S, C] inputs -> probabilities).")
 @set_option
-def export(run_dir, out, ckpt, overrides) -> None:
+def export(run_dir, out, ckpt, tflite, overrides) -> None:
     """SavedModel (signatures for encoded images and for decoded pixels) + model.keras +
     export.json (classes, input contract, checkpoint, accuracies, dataset, anet version)."""
     from anet.export import export as run_export
 
-    run_export(run_dir, out, ckpt=ckpt, overrides=overrides)
+    run_export(run_dir, out, ckpt=ckpt, overrides=overrides, tflite=tflite)
 
 
 def main() -> None:

@@ -9,10 +9,12 @@ policy, the selected checkpoint and its accuracies, the dataset, the anet versio
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from anet.files import atomic_write, check_writable
 from anet.runs import eval_result, open_chosen, pick_run
 
 EXPORT_INFO = "export.json"
+TFLITE = "model.tflite"
 SIGNATURES = {
     "serving_default": "images: encoded JPEG/PNG/BMP/GIF bytes [N] (not TIF) -> probabilities "
                        "[N, K], class_ids [N], class_names [N]",
@@ -91,9 +94,19 @@ def provenance(run, chosen: dict, why: str) -> dict:
     }
 
 
+def to_tflite(model) -> bytes:
+    """The Keras model as a TFLite (LiteRT) flatbuffer: preprocessed ``[N, S, S, C]`` float32
+    inputs -> probabilities, like ``model.keras`` (LRN is a TFLite builtin op)."""
+    import tensorflow as tf
+
+    with contextlib.redirect_stdout(sys.stderr):  # the converter prints its traced signature
+        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
 def export(run_dir: str | Path | None, out: str | Path, *, ckpt: str | None = None,
-           overrides=()) -> Path:
-    """SavedModel (two signatures) + ``model.keras`` + ``export.json`` of the chosen checkpoint.
+           overrides=(), tflite: bool = False) -> Path:
+    """SavedModel (two signatures) + ``model.keras`` (+ ``model.tflite`` with ``tflite``) +
+    ``export.json`` of the chosen checkpoint.
 
     ``out`` is written beside itself and renamed into place; an existing ``out`` is replaced
     only when it is an earlier export (holds ``saved_model.pb``).
@@ -113,10 +126,12 @@ def export(run_dir: str | Path | None, out: str | Path, *, ckpt: str | None = No
     tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve,
                                                       "serving_pixels": module.serve_pixels})
     model.save(tmp / "model.keras")
+    if tflite:
+        (tmp / TFLITE).write_bytes(to_tflite(model))
     atomic_write(tmp / EXPORT_INFO, json.dumps(provenance(run, chosen, why), indent=1) + "\n")
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
     print(f"exported {chosen.name} ({why}) to {out} (SavedModel with signatures "
-          f"{', '.join(SIGNATURES)}; model.keras; {EXPORT_INFO})")
+          f"{', '.join(SIGNATURES)}; model.keras; {TFLITE + '; ' if tflite else ''}{EXPORT_INFO})")
     return out

@@ -285,3 +285,27 @@ def test_predict_json_is_the_whole_stdout(run, tmp_path, monkeypatch, capsys):
     assert pred["top"][0]["probability"] >= pred["top"][1]["probability"]
     assert [s["path"] for s in doc["skipped"]] == [str(tmp_path / "bad.tif")]
     assert "# run" in cap.err and "predicted 1 images" in cap.err
+
+
+def test_export_tflite_gives_the_keras_model_outputs(run, spec, tmp_path, monkeypatch, capsys):
+    import warnings
+
+    monkeypatch.setattr(sys, "argv", ["anet", "export", "--run-dir", str(run), "--out",
+                                      str(tmp_path / "ex"), "--tflite"])
+    main()
+    assert "model.tflite" in capsys.readouterr().out
+    x = np.random.default_rng(3).uniform(-1, 1, (4, spec.image_size, spec.image_size, spec.channels))
+    x = x.astype(np.float32)
+    r = open_run(run)
+    want = build_model(r, choose_checkpoint(r)[0])(x, training=False).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter: deprecated for ai_edge_litert
+        it = tf.lite.Interpreter(model_path=str(tmp_path / "ex" / "model.tflite"))
+    inp = it.get_input_details()[0]
+    it.resize_tensor_input(inp["index"], x.shape)
+    it.allocate_tensors()
+    it.set_tensor(inp["index"], x)
+    it.invoke()
+    got = it.get_tensor(it.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert (got.argmax(1) == want.argmax(1)).all()
