@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from anet.cli import cli, main
 from anet.config import Config, ConfigError, dump_yaml, from_dict, load_config, to_dict, write_config
+from tests.cli import run_cli
 
 
 def write(tmp_path, text, name="exp.yaml"):
@@ -167,26 +168,15 @@ def test_a_bad_set_is_blamed_on_the_set_not_the_file(tmp_path, text, overrides, 
     assert str(e.value).startswith((str(p) if blamed == "FILE" else blamed) + ": " + message)
 
 
-def run_main(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["anet", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_anet_config_prints_the_resolved_config(tmp_path, monkeypatch, capsys):
     p = write(tmp_path, "model: {name: vgg16}\n")
-    code, out, err = run_main(monkeypatch, capsys, "config", p, "--set", "train.epochs=7")
+    code, out, err = run_cli(["config", p, "--set", "train.epochs=7"], capsys)
     assert (code, err) == (0, "")
     cfg = load_config(p, ["train.epochs=7"])
     assert out == dump_yaml(cfg) and from_dict(yaml.safe_load(out)) == cfg
     assert "name: vgg16" in out and "epochs: 7" in out and "fc_units: 4096" in out  # defaults shown
-    code, out, err = run_main(monkeypatch, capsys, "config", p, "--set", "train.epochs=-1")
+    code, out, err = run_cli(["config", p, "--set", "train.epochs=-1"], capsys)
     assert (code, out) == (2, "")
     assert err == "error: --set train.epochs=-1: train.epochs must be >= 1, got -1\n"
-    code, _, err = run_main(monkeypatch, capsys, "config", tmp_path / "nope.yaml")
+    code, _, err = run_cli(["config", tmp_path / "nope.yaml"], capsys)
     assert (code, err) == (2, f"error: {tmp_path / 'nope.yaml'}: config file not found\n")

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from anet import checkpoints
-from tests.test_prepare import run_cli
+from tests.cli import run_cli
 from tests.tinydata import write_dataset
 from tests.tinyrun import make_tiny_run
 

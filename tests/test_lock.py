@@ -15,8 +15,8 @@ import pytest
 
 from anet import lock
 from anet.data import outdir
+from tests.cli import run_cli
 from tests.conftest import make_idx_dir
-from tests.test_prepare import run_cli
 
 HOLD = textwrap.dedent("""
     import os, sys, time

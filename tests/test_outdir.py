@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from anet.data import outdir
+from tests.cli import run_cli
 from tests.conftest import make_idx_dir, make_tif_tree
-from tests.test_prepare import run_cli
 
 PYTHON_ANET = [sys.executable, "-m", "anet.cli"]
 

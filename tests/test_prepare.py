@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anet.cli import main
 from anet.data import prepare as prep
 from anet.data import splits
 from anet.data.records import decode_example, shard_paths
 from anet.errors import AnetError
+from tests.cli import run_cli
 from tests.conftest import (
     digits,
     make_cifar_dir,
@@ -30,21 +30,6 @@ from tests.conftest import (
 )
 
 ANET = [sys.executable, "-m", "anet.cli"]  # the venv's interpreter, also from a worktree
-
-
-def run_cli(args, capsys) -> tuple[int, str, str]:
-    """Run ``anet ARGS`` in-process through the real entry point; (exit code, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["anet", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def records(out: Path, split: str) -> list[dict]:

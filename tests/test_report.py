@@ -1,14 +1,13 @@
 """anet report: Table 2 from hand-written eval.json files, Table 1 from dataset.json, errors."""
 
 import json
-import sys
 
 import pytest
 
-from anet.cli import main
 from anet.data.info import load_dataset
 from anet.errors import AnetError
 from anet.report import report, table1, table2
+from tests.cli import run_cli
 
 
 def eval_json(run_dir, model, dataset, train, valid, test):
@@ -77,34 +76,23 @@ def test_table1(tmp_path):
         "Dataset,Total,Train,Valid,Test,Size\nmnist,70000,63000,3500,3500,28x28")
 
 
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["anet", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_cli_report_csv_and_both_tables(runs, tmp_path, monkeypatch, capsys):
-    code, out, _ = run_cli(monkeypatch, capsys, "report", *runs, "--csv")
+    code, out, _ = run_cli(["report", *runs, "--csv"], capsys)
     assert code in (0, None) and out.startswith("Model,mnist train")
     d = dataset(tmp_path, "tiny", {"total": 3, "train": 1, "valid": 1, "test": 1},
                 {"min": [4, 4], "max": [4, 4]})
-    code, out, _ = run_cli(monkeypatch, capsys, "report", runs[0], "--dataset", d)
+    code, out, _ = run_cli(["report", runs[0], "--dataset", d], capsys)
     assert out.startswith("| Dataset |") and "| Model |" in out
 
 
 def test_run_without_eval_json(tmp_path, monkeypatch, capsys):
     (tmp_path / "r").mkdir()
-    code, _, err = run_cli(monkeypatch, capsys, "report", tmp_path / "r")
+    code, _, err = run_cli(["report", tmp_path / "r"], capsys)
     assert code == 2
     assert err == f"error: {tmp_path / 'r'}: no eval.json; run `anet evaluate --run-dir " \
                   f"{tmp_path / 'r'}` first\n"
     for flag in ("--run-dir", "--ckpt-dir"):  # the same run folder option as the other commands
-        code, _, err2 = run_cli(monkeypatch, capsys, "report", flag, tmp_path / "r")
+        code, _, err2 = run_cli(["report", flag, tmp_path / "r"], capsys)
         assert (code, err2) == (2, err)
 
 
@@ -114,7 +102,7 @@ def test_run_without_eval_json(tmp_path, monkeypatch, capsys):
     (("/nonexistent/run",), "no such run directory"),
 ])
 def test_report_bad_input(args, message, monkeypatch, capsys):
-    code, _, err = run_cli(monkeypatch, capsys, "report", *args)
+    code, _, err = run_cli(["report", *args], capsys)
     assert code == 2 and message in err and err.startswith("error: ")
 
 
@@ -130,7 +118,7 @@ def test_corrupt_eval_json(tmp_path):
 def test_foreign_eval_json(tmp_path, monkeypatch, capsys, doc):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "eval.json").write_text(doc)
-    code, _, err = run_cli(monkeypatch, capsys, "report", tmp_path / "r")
+    code, _, err = run_cli(["report", tmp_path / "r"], capsys)
     assert code == 2 and err.startswith("error: ") and "not an anet eval.json" in err
 
 
@@ -158,8 +146,7 @@ def test_a_seeds_folder_is_one_row_of_mean_std_and_n(tmp_path, monkeypatch, caps
     rows = report([exp], per_seed=True).splitlines()[2:]
     assert [r.split(" | ")[0] for r in rows] == [
         "| anetc6 (fm_anetc6/seed-0)", "| anetc6 (fm_anetc6/seed-1)", "| anetc6 (fm_anetc6/seed-2)"]
-    code, out, _ = run_cli(monkeypatch, capsys, "report", exp, "--per-seed", "--csv")
+    code, out, _ = run_cli(["report", exp, "--per-seed", "--csv"], capsys)
     assert code == 0 and out.splitlines()[1] == "anetc6 (fm_anetc6/seed-0),0.9000,0.8600,0.8500"
-    code, _, err = run_cli(monkeypatch, capsys, "report", exp, "--per-seed", "--html",
-                           tmp_path / "r.html")
+    code, _, err = run_cli(["report", exp, "--per-seed", "--html", tmp_path / "r.html"], capsys)
     assert code == 2 and "--per-seed is for the text table" in err

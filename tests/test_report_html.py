@@ -7,17 +7,16 @@ trains two tiny models and builds the page through the CLI with --visualize.
 
 import json
 import math
-import sys
 from html.parser import HTMLParser
 
 import pytest
 
 from anet.checkpoints import CheckpointState
-from anet.cli import main
 from anet.report import lr_changes
 from anet.report_data import collect, expand_seed_runs, fmt_mean_std, mean_std
 from anet.report_html import write_report
 from anet.schedule import ScheduleState
+from tests.cli import run_cli
 
 
 class Page(HTMLParser):
@@ -248,17 +247,6 @@ def test_numbers():
     assert math.isclose(mean_std([1, 3])[1], math.sqrt(2))
 
 
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["anet", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.mark.parametrize("make_args,message", [
     (lambda r, t: [r / "alex", "--html", t], "is a folder"),
     (lambda r, t: [r / "alex", "--html", t / "no" / "x.html"], "does not exist"),
@@ -268,7 +256,7 @@ def run_cli(monkeypatch, capsys, *args):
     (lambda r, t: [r / "alex", "--visualize"], "add --html"),
 ])
 def test_bad_input(runs, tmp_path, monkeypatch, capsys, make_args, message):
-    code, _, err = run_cli(monkeypatch, capsys, "report", *make_args(runs, tmp_path))
+    code, _, err = run_cli(["report", *make_args(runs, tmp_path)], capsys)
     assert code == 2 and err.startswith("error: ") and message in err, err
     assert not list(tmp_path.glob("x.*"))
 
@@ -309,11 +297,11 @@ def test_end_to_end_tiny_runs_with_seeds_and_visualize(tmp_path, monkeypatch, ca
     b = make_tiny_run(tmp_path, epochs=1, model="alexnet", name="b")
     a = tmp_path / "runs" / "a"
     config = tiny_config(tmp_path, tmp_path / "data", epochs=1, name="a")
-    assert run_cli(monkeypatch, capsys, "train", config, "--seeds", "0,1", "--run-dir", a)[0] == 0
+    assert run_cli(["train", config, "--seeds", "0,1", "--run-dir", a], capsys)[0] == 0
     for r in (a, b):
-        assert run_cli(monkeypatch, capsys, "evaluate", "--ckpt-dir", r, "--train-batches", "1")[0] == 0
+        assert run_cli(["evaluate", "--ckpt-dir", r, "--train-batches", "1"], capsys)[0] == 0
     out = tmp_path / "report.html"
-    code, stdout, err = run_cli(monkeypatch, capsys, "report", a, b, "--html", out, "--visualize")
+    code, stdout, err = run_cli(["report", a, b, "--html", out, "--visualize"], capsys)
     assert code == 0, err
     page = Page(out.read_text())
     alts = [i["alt"] for i in page.images]

@@ -14,8 +14,8 @@ import pytest
 
 from anet.data import sources
 from anet.runs import RunPaths
+from tests.cli import run_cli
 from tests.conftest import make_idx_dir, make_tif_tree
-from tests.test_prepare import run_cli
 from tests.tinydata import write_dataset
 from tests.tinyrun import make_tiny_run, tiny_config
 
