@@ -373,28 +373,11 @@ def summary(result: dict, predictions: Path | None = None) -> str:
                      f"per-chromosome {k['accuracy_before']:.4f} -> per-cell assigned "
                      f"{k['accuracy_after']:.4f}")
         if k.get("calls"):
-            lines.append(call_lines(k["calls"]))
+            lines.append(karyotype.call_lines(k["calls"]))
     paths = RunPaths(result["run"])
     files = result.get("files") or [paths.eval.name, paths.confusion.name, paths.errors.name]
     lines.append(f"wrote {paths.dir / files[0]}, {', '.join(files[1:])}"
                  + (f", {predictions}" if predictions else ""))
-    return "\n".join(lines)
-
-
-def call_lines(c: dict) -> str:
-    """The per-cell calls in a few lines: exact calls, sensitivity/specificity, wrong calls."""
-    def frac(k, n, name):
-        return f"{name} {k}/{n}" + (f" = {k / n:.2f}" if n else "")
-
-    lines = [f"cell calls ({c['cells']} cells with a known karyotype): "
-             f"{frac(c['exact'], c['cells'], 'exact')}; abnormal cells "
-             f"{frac(c['called_abnormal'], c['abnormal'], 'sensitivity')}, "
-             f"{frac(c['called_normal'], c['normal'], 'specificity')}"]
-    if c["structural"]:
-        lines.append(f"structural changes (not callable from chromosome labels): {c['structural']} "
-                     f"cells, {c['structural_called_normal']} called numerically normal")
-    for w in c["wrong_calls"][:5]:
-        lines.append(f"  called {w['call']} for {w['truth']}: {w['cells']} cell(s)")
     return "\n".join(lines)
 
 

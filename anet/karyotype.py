@@ -179,3 +179,20 @@ def call_summary(per_cell: list[dict]) -> dict | None:
         "wrong_calls": [{"truth": t, "call": c, "cells": k} for (t, c), k in wrong.most_common()],
         "unreadable_truth": unreadable,
     }
+
+
+def call_lines(c: dict) -> str:
+    """The per-cell calls in a few lines: exact calls, sensitivity/specificity, wrong calls."""
+    def frac(k, n, name):
+        return f"{name} {k}/{n}" + (f" = {k / n:.2f}" if n else "")
+
+    lines = [f"cell calls ({c['cells']} cells with a known karyotype): "
+             f"{frac(c['exact'], c['cells'], 'exact')}; abnormal cells "
+             f"{frac(c['called_abnormal'], c['abnormal'], 'sensitivity')}, "
+             f"{frac(c['called_normal'], c['normal'], 'specificity')}"]
+    if c["structural"]:
+        lines.append(f"structural changes (not callable from chromosome labels): {c['structural']} "
+                     f"cells, {c['structural_called_normal']} called numerically normal")
+    for w in c["wrong_calls"][:5]:
+        lines.append(f"  called {w['call']} for {w['truth']}: {w['cells']} cell(s)")
+    return "\n".join(lines)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from anet import paper
+from anet import karyotype, paper
 from anet.data.splits import SPLITS
 from anet.files import safe_name
 from anet.report import fmt_acc, fmt_num, plot_figure3, run_name, table1_rows
@@ -228,6 +228,7 @@ def _per_class(r: RunView) -> Table:
 
 
 CELL_ROWS = 40  # per-cell rows shown per run (the cells with the most errors first)
+KARYOGRAMS = 4  # karyograms shown per run (those `anet evaluate --karyograms N` drew)
 
 
 def _karyotype(r: RunView) -> list:
@@ -245,15 +246,22 @@ def _karyotype(r: RunView) -> list:
         truth = r.dataset_info.karyotypes if r.dataset_info else {}
         worst = sorted(cells, key=lambda c: (c["correct_after"] - c["chromosomes"],
                                              c["correct_before"] - c["chromosomes"], c["cell"]))
-        rows = tuple((c["cell"], truth.get(c["cell"], "-"), str(c["chromosomes"]),
+        rows = tuple((c["cell"], truth.get(c["cell"], "-"), c.get("call", "-"), str(c["chromosomes"]),
                       str(c["correct_before"]), str(c["correct_after"]))
                      for c in worst[:CELL_ROWS])
         shown = f"the {len(rows)} with the most errors of {len(cells)}" if len(cells) > len(rows) \
             else f"all {len(cells)}"
-        blocks.append(Table(("Cell", "Karyotype (dataset)", "Chromosomes", "Right (argmax)",
+        blocks.append(Table(("Cell", "Karyotype (dataset)", "Call", "Chromosomes", "Right (argmax)",
                              "Right (per-cell)"), rows,
                             f"Per cell, {k['split']} split ({shown} cells): chromosomes labelled "
                             "right one by one and after the per-cell assignment."))
+    if k.get("calls"):
+        blocks += [Para(line) for line in karyotype.call_lines(k["calls"]).splitlines()]
+    for rel in k.get("karyograms", [])[:KARYOGRAMS]:
+        if (r.dir / rel).is_file():
+            blocks.append(Figure(r.dir / rel, f"Karyogram {rel} of {r.name}: the cell's chromosomes "
+                                 "upright in the standard layout, assigned class under each; "
+                                 "orange: changed by the assignment, red: wrong."))
     return blocks
 
 

@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 import pytest
 
 from anet.checkpoints import CheckpointState
+from anet.karyotype import call_summary
 from anet.report import lr_changes
 from anet.report_data import collect, expand_seed_runs, fmt_mean_std, mean_std
 from anet.report_html import write_report
@@ -138,11 +139,16 @@ def runs(tmp_path_factory):
     fake_run(root / "seeds" / "seed-0", mnist, "anetc6", (1.0, 0.98, 0.97), seed=0)
     fake_run(root / "seeds" / "seed-1", mnist, "anetc6", (1.0, 0.96, 0.99), seed=1)
     fake_run(root / "alex", mnist, "alexnet", (0.99, 0.95, 0.94))
+    per_cell = [{"cell": "c1", "chromosomes": 46, "correct_before": 30, "correct_after": 40,
+                 "call": "47,XY,+21", "truth": "47,XY,+21"},
+                {"cell": "c2", "chromosomes": 46, "correct_before": 34, "correct_after": 34,
+                 "call": "46,XY", "truth": "46,XX"}]
     fake_run(root / "karyo", karyo, "anetc6", (0.9, 0.8, 0.7), karyotype={
         "cells": 2, "chromosomes": 92, "accuracy_before": 0.7, "accuracy_after": 0.8,
-        "penalty": 3.0, "split": "test", "per_cell": [
-            {"cell": "c1", "chromosomes": 46, "correct_before": 30, "correct_after": 40},
-            {"cell": "c2", "chromosomes": 46, "correct_before": 34, "correct_after": 34}]})
+        "penalty": 3.0, "split": "test", "per_cell": per_cell, "calls": call_summary(per_cell),
+        "karyograms": ["karyograms/test-c1.png", "karyograms/test-gone.png"]})
+    (root / "karyo" / "karyograms").mkdir()
+    png(root / "karyo" / "karyograms" / "test-c1.png")  # test-gone.png was deleted: not shown
     other = json.loads((root / "alex" / "eval.json").read_text())
     other["dataset"]["name"] = "lab-tifs"
     (root / "alex" / "eval-lab-tifs.json").write_text(json.dumps(other))
@@ -194,13 +200,16 @@ def test_html_page_structure(runs, tmp_path, capsys):
     assert sum(a.startswith("Figure 4, alex/visualize/compare/compare-00-a.png") for a in alts) == 1
     assert sum(a.startswith("Confusion matrix of") for a in alts) == 4
     assert sum(a.startswith("Misclassified") for a in alts) == 4
-    assert len(alts) == 13
+    assert sum(a.startswith("Karyogram karyograms/test-c1.png of karyo") for a in alts) == 1
+    assert len(alts) == 14
+    assert "cell calls (2 cells with a known karyotype): exact 1/2 = 0.50" in page.text
+    assert "called 46,XY for 46,XX: 1 cell(s)" in page.text
 
     karyo = [t for t in page.tables if t["rows"][0][0] == "Cells"]
     assert len(karyo) == 1 and karyo[0]["rows"][1] == ["2", "92", "0.7000", "0.8000", "3"]
     cells = [t for t in page.tables if t["rows"][0][0] == "Cell"]
-    assert len(cells) == 1 and cells[0]["rows"][1:] == [["c2", "-", "46", "34", "34"],
-                                                         ["c1", "47,XY,+21", "46", "30", "40"]]
+    assert len(cells) == 1 and cells[0]["rows"][1:] == [["c2", "-", "46,XY", "46", "34", "34"],
+                                                         ["c1", "47,XY,+21", "47,XY,+21", "46", "30", "40"]]
     per_class = [t for t in page.tables if t["caption"].startswith("Per-class metrics")]
     assert len(per_class) == 4 and len(per_class[-1]["rows"]) == 1 + 24
     others = [t for t in page.tables if t["caption"].startswith("Other evaluations of alex")]
