@@ -49,7 +49,12 @@ class DataConfig:
     image_size: int = 227  # model input height = width (227 AlexNet/ANet-c6, 224 VGG16)
     resize: str = "stretch"  # stretch (the paper) | pad (keep aspect ratio on a fixed canvas)
     normalize: str = "standardize"  # standardize: per-dataset train mean/std | unit: x/255 in [0,1]
-    augment: bool = False  # random crop (pad 8 px) + horizontal flip on training batches
+    augment: bool = False  # augment training batches (the keys below; evaluate/predict never)
+    crop: bool = True  # with augment: random crop after padding 8 px by edge reflection
+    flip: bool = True  # with augment: horizontal flip (refused for digit datasets: mnist)
+    rotate_degrees: float = 0.0  # with augment: rotation uniform in [-r, r] degrees, r <= 180
+    scale: float = 0.0  # with augment: zoom uniform in [1 - s, 1 + s], s < 1
+    translate: float = 0.0  # with augment: shift uniform in [-t, t] x image size, t <= 0.5
     shuffle_buffer: int = 10000  # examples in the shuffle buffer
 
 
@@ -281,6 +286,12 @@ def _validate(c: Config, s: str) -> None:
     _one_of(c.data.resize, ("stretch", "pad"), s, "data.resize")
     _one_of(c.data.normalize, ("unit", "standardize"), s, "data.normalize")
     _check(c.data.shuffle_buffer >= 1, s, "data.shuffle_buffer", "must be >= 1")
+    for key, value, hi in (("rotate_degrees", c.data.rotate_degrees, "<= 180"),
+                           ("scale", c.data.scale, "< 1"), ("translate", c.data.translate, "<= 0.5")):
+        ok = {"<= 180": value <= 180, "< 1": value < 1, "<= 0.5": value <= 0.5}[hi]
+        _check(value >= 0 and ok, s, f"data.{key}", f"must be >= 0 and {hi}, got {value}")
+        _check(c.data.augment or not value, s, f"data.{key}",
+               f"= {value} needs data.augment: true (it only applies to augmented training batches)")
     t = c.train
     _check(t.batch_size >= 1, s, "train.batch_size", f"must be >= 1, got {t.batch_size}")
     _check(t.epochs >= 1, s, "train.epochs", f"must be >= 1, got {t.epochs}")

@@ -161,6 +161,9 @@ def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.Ch
     """Start or resume a run: its session and where the loop continues, or the final
     checkpoint of a run that needs no more training."""
     info = load_dataset(cfg.data.dir)
+    if cfg.data.augment and cfg.data.flip and info.name in pipeline.DIGIT_DATASETS:
+        raise AnetError(f"data.flip: true mirrors {info.name} digits into non-digits; set "
+                        "data.flip: false (rotate_degrees/scale/translate still apply)")
     setup(cfg)
     strategy = make_strategy(cfg.train.distribute)
     checkpoints.clean_partial(paths.checkpoints)
@@ -224,7 +227,7 @@ def train_epoch(s: Session, loop: Loop, stop: _StopRequest) -> tuple[Loop, str]:
     batch, eb = cfg.train.batch_size, cfg.schedule.early_break
     ds = pipeline.train_dataset(
         cfg.data.dir, s.spec, batch_size=batch, epoch=loop.epoch, seed=cfg.run.seed,
-        skip_batches=loop.in_epoch, augment_images=cfg.data.augment,
+        skip_batches=loop.in_epoch, augmentation=pipeline.Augmentation.from_config(cfg.data),
         shuffle_buffer=cfg.data.shuffle_buffer)
     ds = s.strategy.experimental_distribute_dataset(ds) if cfg.train.distribute != "none" else ds
     # A context manager, so an error or Ctrl-C clears the bar before its message prints.

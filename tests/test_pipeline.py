@@ -96,6 +96,77 @@ def test_augment_is_seeded_and_shape_preserving():
     np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def test_rotation_by_90_degrees_equals_np_rot90():
+    # Golden value: a quarter turn about the centre is np.rot90 (counter-clockwise as shown).
+    img = np.arange(25, dtype=np.float32).reshape(5, 5, 1)
+    m = P.affine_matrix(tf.constant(np.pi / 2), tf.constant(1.0), tf.constant([0.0, 0.0]), 5)
+    np.testing.assert_allclose(P.transform(tf.constant(img), m).numpy(), np.rot90(img), atol=1e-4)
+    shifted = P.transform(tf.constant(img), P.affine_matrix(
+        tf.constant(0.0), tf.constant(1.0), tf.constant([1.0, 0.0]), 5)).numpy()[..., 0]
+    np.testing.assert_allclose(shifted[:, 1:], img[:, :4, 0], atol=1e-4)  # one pixel right
+    np.testing.assert_allclose(shifted[:, 0], img[:, 0, 0], atol=1e-4)  # edge extended
+
+
+FULL = P.Augmentation(rotate_degrees=20, scale=0.1, translate=0.1)
+
+
+def test_affine_augment_is_seeded_same_eager_and_in_tf_data():
+    img = tf.random.uniform((16, 16, 1), seed=1)
+    seeds = tf.constant([[1, 2], [1, 3]], tf.int64)
+    eager = [P.augment(img, sd, spec(), FULL).numpy() for sd in seeds]
+    ds = tf.data.Dataset.from_tensor_slices(seeds).map(lambda sd: P.augment(img, sd, spec(), FULL))
+    for e, g in zip(eager, ds):
+        np.testing.assert_allclose(e, g.numpy(), atol=1e-6)
+    assert not np.allclose(eager[0], eager[1])  # another example, another draw
+    assert not np.allclose(eager[0], img.numpy())
+
+
+def test_zero_augmentation_equals_no_augmentation(tiny):
+    sp = from_dataset(DataConfig(dir=str(tiny), image_size=16), load_dataset(tiny))
+    none = P.Augmentation(crop=False, flip=False)
+    assert P.Augmentation.from_config(DataConfig()) is None  # data.augment off
+    plain = P.train_dataset(tiny, sp, batch_size=8, epoch=1, seed=3)
+    zero = P.train_dataset(tiny, sp, batch_size=8, epoch=1, seed=3, augmentation=none)
+    for (a, _), (b, _) in zip(plain, zero):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    full = P.train_dataset(tiny, sp, batch_size=8, epoch=1, seed=3, augmentation=FULL)
+    assert not np.allclose(next(iter(plain))[0], next(iter(full))[0])
+
+
+@pytest.mark.parametrize("over, msg", [
+    ("data.rotate_degrees=-5", "data.rotate_degrees must be >= 0 and <= 180, got -5"),
+    ("data.scale=1.5", "data.scale must be >= 0 and < 1, got 1.5"),
+    ("data.translate=0.7", "data.translate must be >= 0 and <= 0.5, got 0.7"),
+])
+def test_bad_augmentation_values_are_one_line_errors(tmp_path, over, msg):
+    from anet.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=msg):
+        load_config(None, ["data.augment=true", over])
+    with pytest.raises(ConfigError, match="needs data.augment: true"):
+        load_config(None, ["data.rotate_degrees=10"])
+
+
+def test_cli_refuses_bad_augmentation_and_flipping_digits(tmp_path, capsys, tiny):
+    import json
+    import shutil
+
+    from tests.cli import run_cli
+    from tests.tinyrun import tiny_config
+
+    code, _, err = run_cli(["train", tiny_config(tmp_path, tiny),
+                            "--set", "data.scale=2", "--run-dir", tmp_path / "r"], capsys)
+    assert code == 2 and "data.scale must be >= 0 and < 1" in err and len(err.splitlines()) == 1
+    digits = tmp_path / "mnist"
+    shutil.copytree(tiny, digits)
+    meta = json.loads((digits / "dataset.json").read_text())
+    (digits / "dataset.json").write_text(json.dumps(meta | {"name": "mnist"}))
+    cfg = tiny_config(tmp_path, digits, augment=True)
+    code, _, err = run_cli(["train", cfg, "--run-dir", tmp_path / "d"], capsys)
+    assert code == 2 and "set data.flip: false" in err
+    assert {p.name for p in (tmp_path / "d").iterdir()} <= {".anet.lock"}  # nothing written
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("tiny"))
@@ -115,7 +186,8 @@ def test_train_dataset_deterministic_per_epoch_and_resumable(tiny):
 
 def test_train_dataset_with_augmentation_shapes(tiny):
     sp = from_dataset(DataConfig(dir=str(tiny), image_size=16), load_dataset(tiny))
-    x, y = next(iter(P.train_dataset(tiny, sp, batch_size=4, epoch=0, seed=0, augment_images=True)))
+    x, y = next(iter(P.train_dataset(tiny, sp, batch_size=4, epoch=0, seed=0,
+                                    augmentation=P.Augmentation(rotate_degrees=10, scale=0.1))))
     assert x.shape == (4, 16, 16, 1) and x.dtype == tf.float32 and y.dtype == tf.int32
 
 

@@ -9,6 +9,8 @@ skip exactly the batches it already trained on.
 from __future__ import annotations
 
 import contextlib
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import tensorflow as tf
@@ -64,13 +66,72 @@ def normalize(img: tf.Tensor, spec: InputContract) -> tf.Tensor:
     return x
 
 
-def augment(img: tf.Tensor, seed: tf.Tensor, spec: InputContract) -> tf.Tensor:
-    """Random crop (after padding AUG_PAD px by edge reflection) and horizontal flip."""
+DIGIT_DATASETS = ("mnist",)  # a mirrored digit is not that digit: no horizontal flip
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Training-only augmentation (``data.augment`` and its keys); every draw is stateless."""
+
+    crop: bool = True  # random crop after padding AUG_PAD px by edge reflection
+    flip: bool = True  # horizontal flip with probability 1/2
+    rotate_degrees: float = 0.0  # rotation uniform in [-r, r] degrees (counter-clockwise > 0)
+    scale: float = 0.0  # zoom factor uniform in [1 - s, 1 + s]
+    translate: float = 0.0  # shift uniform in [-t, t] x image size, per axis
+
+    @classmethod
+    def from_config(cls, data) -> Augmentation | None:
+        """From a DataConfig; None when ``data.augment`` is off."""
+        if not data.augment:
+            return None
+        return cls(crop=data.crop, flip=data.flip, rotate_degrees=data.rotate_degrees,
+                   scale=data.scale, translate=data.translate)
+
+    @property
+    def affine(self) -> bool:
+        return bool(self.rotate_degrees or self.scale or self.translate)
+
+
+def affine_matrix(angle: tf.Tensor, zoom: tf.Tensor, shift: tf.Tensor, size: int) -> tf.Tensor:
+    """The 8 projective-transform parameters (output -> input pixel coordinates) of a rotation
+    by ``angle`` radians (counter-clockwise as displayed), a zoom by ``zoom`` about the image
+    centre and a shift by ``shift`` = (dx, dy) pixels: out = c + zoom * R(angle) (in - c) + shift."""
+    c = (size - 1) / 2.0
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    x0, y0 = c + shift[0], c + shift[1]
+    # in = c + R(-angle) (out - (c + shift)) / zoom, with y pointing down in image coordinates
+    a0, a1, b0, b1 = cos, -sin, sin, cos
+    return tf.stack([a0, a1, c - a0 * x0 - a1 * y0, b0, b1, c - b0 * x0 - b1 * y0, 0.0, 0.0])
+
+
+def transform(img: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
+    """[S, S, C] float image through an affine_matrix (bilinear; edges extended outward, so
+    the background of chromosomes and digits fills the corners)."""
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=img[tf.newaxis], transforms=tf.cast(matrix, tf.float32)[tf.newaxis],
+        output_shape=tf.shape(img)[:2], fill_value=0.0, interpolation="BILINEAR",
+        fill_mode="NEAREST")
+    return tf.ensure_shape(out[0], img.shape)
+
+
+def augment(img: tf.Tensor, seed: tf.Tensor, spec: InputContract,
+            aug: Augmentation = Augmentation()) -> tf.Tensor:
+    """Seeded training augmentation of one [S, S, C] image: rotation/scale/translation, then
+    random crop (after padding AUG_PAD px by edge reflection), then horizontal flip. The same
+    (image, seed) gives the same output, eagerly or inside tf.data."""
     s = spec.image_size
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    padded = tf.pad(img, [[AUG_PAD, AUG_PAD], [AUG_PAD, AUG_PAD], [0, 0]], mode="REFLECT")
-    img = tf.image.stateless_random_crop(padded, [s, s, spec.channels], seed=seeds[0])
-    return tf.image.stateless_random_flip_left_right(img, seed=seeds[1])
+    seeds = tf.random.experimental.stateless_split(seed, 5)
+    if aug.affine:
+        angle = tf.random.stateless_uniform([], seeds[2], -1.0, 1.0) * math.radians(aug.rotate_degrees)
+        zoom = 1.0 + tf.random.stateless_uniform([], seeds[3], -1.0, 1.0) * aug.scale
+        shift = tf.random.stateless_uniform([2], seeds[4], -1.0, 1.0) * aug.translate * s
+        img = transform(img, affine_matrix(angle, zoom, shift, s))
+    if aug.crop:
+        padded = tf.pad(img, [[AUG_PAD, AUG_PAD], [AUG_PAD, AUG_PAD], [0, 0]], mode="REFLECT")
+        img = tf.image.stateless_random_crop(padded, [s, s, spec.channels], seed=seeds[0])
+    if aug.flip:
+        img = tf.image.stateless_random_flip_left_right(img, seed=seeds[1])
+    return img
 
 
 def eval_transform(image_bytes: tf.Tensor, spec: InputContract) -> tf.Tensor:
@@ -121,11 +182,12 @@ def _records(files: list[str], seed: int | None) -> tf.data.Dataset:
 
 def train_dataset(
     data_dir: str | Path, spec: InputContract, *, batch_size: int, epoch: int, seed: int,
-    skip_batches: int = 0, augment_images: bool = False, shuffle_buffer: int = 10000,
+    skip_batches: int = 0, augmentation: Augmentation | None = None, shuffle_buffer: int = 10000,
 ) -> tf.data.Dataset:
     """One epoch of shuffled training batches (drop_remainder: static shapes for XLA).
 
-    The order depends only on (seed, epoch), so ``skip_batches`` resumes mid-epoch exactly.
+    The order depends only on (seed, epoch), and each example's augmentation only on (seed,
+    epoch, its index in the epoch), so ``skip_batches`` resumes mid-epoch exactly.
     """
     epoch_seed = seed * 100003 + epoch
     ds = _records(_files(data_dir, "train"), epoch_seed)
@@ -136,8 +198,8 @@ def train_dataset(
     def parse(index, serialized):
         ex = parse_example(serialized)
         img = resize(decode(ex["image"], spec), spec)
-        if augment_images:
-            img = augment(img, tf.stack([tf.cast(epoch_seed, tf.int64), index]), spec)
+        if augmentation is not None:
+            img = augment(img, tf.stack([tf.cast(epoch_seed, tf.int64), index]), spec, augmentation)
         return normalize(img, spec), tf.cast(ex["label"], tf.int32)
 
     ds = ds.enumerate(start=skip_batches * batch_size).map(
