@@ -28,7 +28,7 @@ def _import_tensorflow_quietly() -> None:
     """Import TensorFlow with its C++ start-up chatter (oneDNN/CUDA notes) kept off stderr.
 
     TF 2.21 prints those through absl before TF_CPP_MIN_LOG_LEVEL applies, so fd 2 is muted
-    only for the import; Python errors still surface. ANET_TF_LOGS=1 shows everything.
+    only for the import; Python errors still surface. `anet -v` (ANET_TF_LOGS=1) shows everything.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if os.environ.get("ANET_TF_LOGS") or "tensorflow" in sys.modules:
@@ -46,9 +46,21 @@ def _import_tensorflow_quietly() -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="anet")
+@click.option("-q", "--quiet", is_flag=True,
+              help="No progress bars or notes: only results, warnings and errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Also show TensorFlow's start-up log lines.")
 @click.pass_context
-def cli(ctx: click.Context) -> None:
-    """Train and compare AlexNet, ANet-c6 and VGG16 image classifiers from YAML configs."""
+def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+    """Train and compare AlexNet, ANet-c6 and VGG16 image classifiers from YAML configs.
+
+    Progress goes to stderr: a bar on a terminal, a plain line per ~10% or 30 s otherwise
+    (log files get no carriage returns). -q and -v go before the command: anet -q train ...
+    """
+    if quiet:  # the environment, so processes that train-many starts inherit it
+        os.environ["ANET_QUIET"] = "1"
+    if verbose:
+        os.environ["ANET_TF_LOGS"] = "1"
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     if ctx.invoked_subcommand not in LIGHT_COMMANDS and "--help" not in sys.argv and "-h" not in sys.argv:
         _import_tensorflow_quietly()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anet import checkpoints, karyotype, stall
+from anet import checkpoints, karyotype, progress, stall
 from anet.config import dump_yaml
 from anet.data.info import DatasetInfo
 from anet.errors import AnetError
@@ -223,12 +223,14 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     score = make_eval_fn(model)
     valid_ds = pipeline.eval_dataset(data_dir, "valid", read, batch_size=batch)
     scores = []
-    for c in candidates:
-        checkpoints.load_weights(c.path, model)
-        s = score(valid_ds, "valid")
-        scores.append({"name": c.name, "step": c.step, "epoch": c.epoch, "reasons": list(c.reasons),
-                       "valid_acc": s["acc"], "valid_loss": s["loss"]})
-        print(f"{scores[-1]['name']}: valid acc {s['acc']:.4f}, loss {s['loss']:.4f}")
+    with progress.bar(len(candidates), "scoring", "checkpoint") as bar:
+        for c in candidates:
+            checkpoints.load_weights(c.path, model)
+            s = score(valid_ds, "valid")
+            scores.append({"name": c.name, "step": c.step, "epoch": c.epoch,
+                           "reasons": list(c.reasons), "valid_acc": s["acc"], "valid_loss": s["loss"]})
+            bar.write(f"{scores[-1]['name']}: valid acc {s['acc']:.4f}, loss {s['loss']:.4f}")
+            bar.update(1)
     if ckpt:
         chosen, reason = scores[0], f"given with --ckpt (valid accuracy {scores[0]['valid_acc']:.4f})"
     elif other:

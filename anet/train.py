@@ -20,9 +20,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
-from anet import checkpoints, lock, models, schedule, stall
+from anet import checkpoints, lock, models, progress, schedule, stall
 from anet.config import Config, to_dict, write_config
 from anet.data import contract, pipeline
 from anet.data.contract import InputContract
@@ -190,6 +189,9 @@ def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.Ch
         )
     if info.split_size("valid") == 0:  # else found only after the first epoch
         raise AnetError(pipeline.empty_split("valid"))
+    progress.note(progress.start_line(progress.device_names(), cfg.train.precision,
+                                      cfg.train.jit_compile, cfg.train.distribute,
+                                      strategy.num_replicas_in_sync))
     with strategy.scope():
         model = models.build_from_config(
             cfg.model, cfg.data.image_size, spec.channels, info.num_classes)
@@ -231,8 +233,8 @@ def train_epoch(s: Session, loop: Loop, stop: _StopRequest) -> tuple[Loop, str]:
         shuffle_buffer=cfg.data.shuffle_buffer)
     ds = s.strategy.experimental_distribute_dataset(ds) if cfg.train.distribute != "none" else ds
     # A context manager, so an error or Ctrl-C clears the bar before its message prints.
-    with tqdm(total=s.steps_per_epoch, initial=loop.in_epoch, desc=f"epoch {loop.epoch + 1}",
-              unit="batch", leave=False, dynamic_ncols=True) as bar:
+    with progress.bar(s.steps_per_epoch, f"epoch {loop.epoch + 1}", "batch",
+                      initial=loop.in_epoch, leave=False) as bar:
         window = _new_window()
         for xy in ds:
             if cfg.schedule.type != "algorithm1" or cfg.schedule.warmup_steps:

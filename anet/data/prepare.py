@@ -30,9 +30,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
-from anet import lock
+from anet import lock, progress
 from anet.data import outdir, sources, synthetic
 from anet.data.contract import INTENSITY
 from anet.data.info import DATASET_JSON, DatasetInfo, load_dataset
@@ -177,7 +176,7 @@ def write_jpgs(raw: sources.RawDataset, root: Path, blob: Path, imap) -> tuple[d
                    "digest": [], "sum": [], "sumsq": [], "span": [], "karyotypes": {}}
     pending: collections.deque = collections.deque()
     skipped = list(raw.skipped)
-    with tqdm(total=raw.count, unit="img", desc="jpg", file=sys.stderr) as bar, \
+    with progress.bar(raw.count, "jpg", "img") as bar, \
             open(blob, "wb") as out:
         for results in imap(_convert_chunk, _chunks(raw, root, pending)):
             for r in results:
@@ -210,7 +209,7 @@ def write_records(root: Path, blob: Path, facts: dict, split: np.ndarray, channe
 
     shards: dict[str, list[str]] = {}
     rng = np.random.default_rng([seed, 1])
-    with tqdm(total=len(split), unit="img", desc="tfrecord", file=sys.stderr) as bar, \
+    with progress.bar(len(split), "tfrecord", "img") as bar, \
             open(blob, "rb") as jpegs:
         for s, name in enumerate(SPLITS):
             idx = np.flatnonzero(split == s)
