@@ -187,7 +187,7 @@ run_dir_option = click.option(
                    "(e.g. 0.5 for twice the magnification); data.resize: pad runs only.")
 @click.option("--karyograms", type=click.IntRange(min=0), default=0, show_default=True,
               help="Karyotype datasets: draw the karyograms of this many cells of the split "
-                   "(RUN/karyograms/SPLIT-CELL.png).")
+                   "(RUN/karyograms/DATASET-SPLIT-CELL.png).")
 @set_option
 def evaluate(run_dir, split, ckpt, batch_size, train_batches, predictions, scale, karyograms,
              overrides) -> None:

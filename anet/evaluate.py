@@ -281,10 +281,12 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     }
     if karyotype.applies(classes, out["cells"]):
         cell = karyotype.cell_report(out["probs"], out["labels"], out["cells"],
-                                     truths=info.karyotypes)
+                                     truths=info.karyotypes, filenames=out["filenames"],
+                                     structural=info.structural)
         result["karyotype"] = cell | {"split": split}
         if karyograms:
-            drawn = draw_karyograms(run, out, cell["per_cell"][:karyograms], split)
+            drawn = draw_karyograms(run, out, cell["per_cell"][:karyograms], split,
+                                    other or safe_name(info.name))
             result["karyotype"]["karyograms"] = [str(p.relative_to(run.dir)) for p in drawn]
     if predictions is not None:
         parts = [out] if split == "valid" else [
@@ -313,8 +315,9 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     return result
 
 
-def draw_karyograms(run, out: dict, rows: list[dict], split: str) -> list[Path]:
-    """The karyograms of the cells in ``rows`` (per-cell report rows), from their JPGs."""
+def draw_karyograms(run, out: dict, rows: list[dict], split: str, dataset: str) -> list[Path]:
+    """The karyograms of the cells in ``rows`` (per-cell report rows), from their JPGs, as
+    ``RUN/karyograms/DATASET-SPLIT-CELL.png``."""
     from PIL import Image
 
     from anet import karyogram
@@ -322,7 +325,7 @@ def draw_karyograms(run, out: dict, rows: list[dict], split: str) -> list[Path]:
     assigned = karyotype.assign_cells(out["probs"], out["cells"])
     argmax = out["probs"].argmax(axis=1)
     paths = []
-    run.paths.karyogram(split, "cell").parent.mkdir(exist_ok=True)
+    run.paths.karyogram(dataset, split, "cell").parent.mkdir(exist_ok=True)
     for row in rows:
         idx = [i for i, c in enumerate(out["cells"]) if c == row["cell"]]
         files = [run.dataset.dir / "jpg" / out["filenames"][i] for i in idx]
@@ -332,7 +335,7 @@ def draw_karyograms(run, out: dict, rows: list[dict], split: str) -> list[Path]:
         images = [np.asarray(Image.open(f).convert("L")) for f in files]
         truth = f" (truth {row['truth']})" if row["truth"] else ""
         paths.append(karyogram.draw(
-            images, assigned[idx], run.paths.karyogram(split, row["cell"]),
+            images, assigned[idx], run.paths.karyogram(dataset, split, row["cell"]),
             title=f"{row['cell']}: called {row['call']}{truth}", argmax=argmax[idx],
             truth=out["labels"][idx]))
     return paths
@@ -375,7 +378,7 @@ def summary(result: dict, predictions: Path | None = None) -> str:
                      f"per-chromosome {k['accuracy_before']:.4f} -> per-cell assigned "
                      f"{k['accuracy_after']:.4f}")
         if k.get("calls"):
-            lines.append(karyotype.call_lines(k["calls"]))
+            lines.append(karyotype.call_lines(k["calls"], k.get("structural", [])))
     paths = RunPaths(result["run"])
     files = result.get("files") or [paths.eval.name, paths.confusion.name, paths.errors.name]
     lines.append(f"wrote {paths.dir / files[0]}, {', '.join(files[1:])}"

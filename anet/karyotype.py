@@ -93,17 +93,20 @@ def assign_cells(probs: np.ndarray, cells, penalty: float = PENALTY) -> np.ndarr
 
 
 def cell_report(probs: np.ndarray, labels: np.ndarray, cells, penalty: float = PENALTY,
-                truths: dict | None = None) -> dict:
+                truths: dict | None = None, filenames=None, structural: dict | None = None) -> dict:
     """Per-chromosome accuracy before and after per-cell assignment, and each cell's call.
 
     Args:
         truths: cell -> its true ISCN karyotype, where known (``DatasetInfo.karyotypes``).
+        filenames, structural: each example's file and file -> a rearranged chromosome's ISCN
+            name (``DatasetInfo.structural``), for :func:`structural_labels`.
     Returns:
         cells (number of cells), chromosomes (examples in a cell), accuracy_before,
         accuracy_after (both over the examples in a cell), penalty, per_cell: a row per cell
         (sorted by id) with its chromosomes, how many were right before and after, its call
         (:func:`anet.data.iscn.numerical_call` of the assigned labels) and its truth ("" if
-        unknown), and calls: :func:`call_summary` of those rows.
+        unknown), calls: :func:`call_summary` of those rows, and structural:
+        :func:`structural_labels` (empty when no rearranged chromosome is known).
     """
     labels = np.asarray(labels)
     cells = list(cells)
@@ -129,7 +132,43 @@ def cell_report(probs: np.ndarray, labels: np.ndarray, cells, penalty: float = P
         "penalty": penalty,
         "per_cell": per_cell,
         "calls": call_summary(per_cell),
+        "structural": structural_labels(filenames or [], labels, argmax, assigned,
+                                        structural or {}),
     }
+
+
+def structural_labels(filenames, labels, argmax, assigned, structural: dict) -> list[dict]:
+    """How the rearranged chromosomes (derivatives, deletions) were labelled.
+
+    Args:
+        filenames: each example's file (as in ``DatasetInfo.structural``).
+        labels, argmax, assigned: true labels (the centromere's class), labels before and
+            after the per-cell assignment.
+        structural: file -> the chromosome's ISCN name, for the rearranged ones.
+    Returns:
+        One row per ISCN name (sorted): name, true class, chromosomes, and ``before`` /
+        ``after``: {class name: count} of the labels given, most frequent first.
+    """
+    groups = defaultdict(list)
+    for i, f in enumerate(filenames):
+        if f in structural:
+            groups[structural[f]].append(i)
+
+    def tally(pred, idx):
+        return dict(Counter(KARYOTYPE_CLASSES[int(pred[i])] for i in idx).most_common())
+
+    return [{"name": name, "true": KARYOTYPE_CLASSES[int(labels[idx[0]])], "chromosomes": len(idx),
+             "before": tally(argmax, idx), "after": tally(assigned, idx)}
+            for name, idx in sorted(groups.items())]
+
+
+def structural_lines(rows: list[dict]) -> str:
+    """One line per rearranged chromosome type: how many, labelled as what after assignment."""
+    def shown(d):
+        return ", ".join(f"{c} x{k}" for c, k in d.items())
+
+    return "\n".join(f"  {r['name']} ({r['chromosomes']}, centromere of {r['true']}): labelled "
+                     f"{shown(r['after'])} (before assignment {shown(r['before'])})" for r in rows)
 
 
 def call_summary(per_cell: list[dict]) -> dict | None:
@@ -181,8 +220,9 @@ def call_summary(per_cell: list[dict]) -> dict | None:
     }
 
 
-def call_lines(c: dict) -> str:
-    """The per-cell calls in a few lines: exact calls, sensitivity/specificity, wrong calls."""
+def call_lines(c: dict, structural: list[dict] = ()) -> str:
+    """The per-cell calls in a few lines: exact calls, sensitivity/specificity, wrong calls,
+    and how the rearranged chromosomes (:func:`structural_labels`) were labelled."""
     def frac(k, n, name):
         return f"{name} {k}/{n}" + (f" = {k / n:.2f}" if n else "")
 
@@ -193,6 +233,9 @@ def call_lines(c: dict) -> str:
     if c["structural"]:
         lines.append(f"structural changes (not callable from chromosome labels): {c['structural']} "
                      f"cells, {c['structural_called_normal']} called numerically normal")
+    if structural:
+        lines.append("rearranged chromosomes (labelled by the class of their centromere):")
+        lines.append(structural_lines(structural))
     for w in c["wrong_calls"][:5]:
         lines.append(f"  called {w['call']} for {w['truth']}: {w['cells']} cell(s)")
     return "\n".join(lines)

@@ -256,7 +256,8 @@ def _karyotype(r: RunView) -> list:
                             f"Per cell, {k['split']} split ({shown} cells): chromosomes labelled "
                             "right one by one and after the per-cell assignment."))
     if k.get("calls"):
-        blocks += [Para(line) for line in karyotype.call_lines(k["calls"]).splitlines()]
+        lines = karyotype.call_lines(k["calls"], k.get("structural", []))
+        blocks += [Para(line) for line in lines.splitlines()]
     for rel in k.get("karyograms", [])[:KARYOGRAMS]:
         if (r.dir / rel).is_file():
             blocks.append(Figure(r.dir / rel, f"Karyogram {rel} of {r.name}: the cell's chromosomes "

@@ -37,7 +37,7 @@ class RunPaths:
                                   eval-NAME-confusion.png, -errors.png beside it
         RUN/commands.jsonl        every train/evaluate command line run on it, with code versions
         RUN/visualize/            anet visualize's default output folder
-        RUN/karyograms/           anet evaluate --karyograms N: SPLIT-CELL.png per cell
+        RUN/karyograms/           anet evaluate --karyograms N: DATASET-SPLIT-CELL.png per cell
         RUN/.anet.lock            held while anet train runs (see anet.lock)
         RUN/train.log             train-many's log of one run
         RUN/worker-N/             a non-chief worker's own run folder (multi-worker training)
@@ -111,8 +111,9 @@ class RunPaths:
     def visualize(self) -> Path:
         return self.dir / "visualize"
 
-    def karyogram(self, split: str, cell: str) -> Path:
-        return self.dir / "karyograms" / f"{split}-{cell}.png"
+    def karyogram(self, dataset: str, split: str, cell: str) -> Path:
+        """One cell's karyogram; ``dataset`` (a file-safe name) keeps other datasets' apart."""
+        return self.dir / "karyograms" / f"{dataset}-{split}-{cell}.png"
 
     @property
     def lock(self) -> Path:

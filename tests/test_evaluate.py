@@ -147,11 +147,12 @@ def test_karyotype_run_reports_per_cell_accuracy(tmp_path):
     meta = json.loads((data / "dataset.json").read_text())
     meta["classes"] = list(KARYOTYPE_CLASSES)
     meta["karyotypes"] = {f"cell{i}": "47,XX,+21" if i == 7 else "46,XY" for i in range(8)}
+    meta["structural"] = {"5/test_5.jpg": "der(6)t(6;9)(p21;q34)", "5/test_29.jpg": "der(6)t(6;9)(p21;q34)"}
     (data / "dataset.json").write_text(json.dumps(meta))
     run = make_tiny_run(tmp_path, epochs=1, data=data, name="karyo")
     result = ev.evaluate(run, train_batches=1, karyograms=2)
     k = result["karyotype"]
-    assert k["karyograms"] == ["karyograms/test-cell0.png", "karyograms/test-cell1.png"]
+    assert k["karyograms"] == ["karyograms/tiny-test-cell0.png", "karyograms/tiny-test-cell1.png"]
     assert all(Image.open(run / p).format == "PNG" for p in k["karyograms"])
     assert k["cells"] == 8 and k["chromosomes"] == 48 and k["split"] == "test"
     assert k["accuracy_before"] == pytest.approx(result["accuracy"]["test"])
@@ -162,6 +163,10 @@ def test_karyotype_run_reports_per_cell_accuracy(tmp_path):
     assert calls["normal"] == 7 and calls["called_normal"] == 0 and calls["specificity"] == 0.0
     assert [r["call"].split(",")[0] for r in k["per_cell"]] == ["6"] * 8
     assert "cell calls (8 cells with a known karyotype): exact 0/8" in ev.summary(result)
+    [der] = k["structural"]  # how the two rearranged chromosomes were labelled, before and after
+    assert der["name"] == "der(6)t(6;9)(p21;q34)" and der["true"] == "6" and der["chromosomes"] == 2
+    assert sum(der["before"].values()) == sum(der["after"].values()) == 2
+    assert "der(6)t(6;9)(p21;q34) (2, centromere of 6): labelled" in ev.summary(result)
     # one cell's crops through `anet karyogram`: labels after assignment, the call, the picture
     folder = tmp_path / "cell0"
     folder.mkdir()

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from anet.data import iscn, splits
 from anet.data import prepare as prep
-from anet.data import splits
 from anet.data.records import decode_example, shard_paths
 from anet.errors import AnetError
 from tests.cli import run_cli
@@ -220,6 +220,9 @@ def test_prepare_synthetic_abnormal(tmp_path, capsys):
     assert all(k.split(",")[2:] or k.split(",")[1] not in ("XX", "XY")
                for k in meta["karyotypes"].values())
     assert meta["totals"]["total"] == sum(int(k.split(",")[0]) for k in meta["karyotypes"].values())
+    for rel in meta["structural"]:  # jpg path -> the rearranged chromosome's ISCN name
+        cell = rel.split("/")[1].split("-")[0]
+        assert (out / "jpg" / rel).is_file() and iscn.is_structural(meta["karyotypes"][cell])
     for bad, msg in ((["--abnormal", "1.5"], "--abnormal 1.5 must be a fraction"),
                      (["--abnormal", "0.2", "--dataset", "mnist"], "--abnormal is for synth")):
         args = ["prepare", "--dataset", "synthetic-karyotype", "--out", tmp_path / "x", *bad]

@@ -145,6 +145,14 @@ def test_iscn_notation():
             iscn.expected_labels(bad)
 
 
+def test_structural_names_mark_the_rearranged_chromosomes():
+    names = [synthetic.structural_name(c) for c in iscn.make_cell("XY", "t(9;22)(q34;q11)").chromosomes]
+    assert sorted(filter(None, names)) == ["der(22)t(9;22)(q34;q11)", "der(9)t(9;22)(q34;q11)"]
+    names = [synthetic.structural_name(c) for c in iscn.make_cell("XX", "del(5)(p14)").chromosomes]
+    assert list(filter(None, names)) == ["del(5)(p14)"]
+    assert not any(synthetic.structural_name(c) for c in iscn.make_cell("XY", "+21").chromosomes)
+
+
 def test_manifest_records_polarity_rotation_and_karyotype(raw3):
     rows = list(csv.DictReader((raw3 / "manifest.csv").read_text().splitlines()))
     assert tuple(rows[0]) == synthetic.MANIFEST_COLUMNS
@@ -157,7 +165,10 @@ def test_manifest_records_polarity_rotation_and_karyotype(raw3):
         assert karyotype.split(",")[2:] or karyotype.split(",")[1] not in ("XX", "XY")  # abnormal
         labels = sorted(sources.karyotype_label(r["label"]) for r in cell_rows)
         assert labels == iscn.expected_labels(karyotype)
+    for r in rows:  # only the chromosomes of a structural change are named, by their ISCN name
+        assert (r["structural"] != "") <= iscn.is_structural(r["karyotype"])
     items = sources.open_karyotype(str(raw3 / "manifest.csv")).items
+    assert [m["structural"] for _, _, m in items] == [r["structural"] for r in rows]
     assert {m["polarity"] for _, _, m in items} == {0, 1}
     assert all(m["karyotype"] == per_cell[m["cell"]][0]["karyotype"] for _, _, m in items)
 

@@ -39,6 +39,7 @@ class DatasetInfo:
     has_cells: bool = False  # examples carry a cell id (karyotype per-cell assignment)
     has_polarity: bool = False  # examples carry a p-arm polarity
     karyotypes: dict = field(default_factory=dict)  # cell -> its ISCN karyotype (e.g. 47,XY,+21)
+    structural: dict = field(default_factory=dict)  # jpg path -> a rearranged chromosome's ISCN name
     duplicates: int = 0  # examples whose image bytes repeat another's
     jpeg_quality: int = 0
     intensity: str = ""  # intensity policy of the TIF/16-bit conversion (anet.data.contract)

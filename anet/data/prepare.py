@@ -173,7 +173,8 @@ def write_jpgs(raw: sources.RawDataset, root: Path, blob: Path, imap) -> tuple[d
     for name in raw.classes:
         (root / name).mkdir(parents=True, exist_ok=True)
     facts: dict = {"rel": [], "label": [], "cell": [], "polarity": [], "rotation": [], "hw": [],
-                   "digest": [], "sum": [], "sumsq": [], "span": [], "karyotypes": {}}
+                   "digest": [], "sum": [], "sumsq": [], "span": [], "karyotypes": {},
+                   "structural": {}}
     pending: collections.deque = collections.deque()
     skipped = list(raw.skipped)
     with progress.bar(raw.count, "jpg", "img") as bar, \
@@ -193,6 +194,8 @@ def write_jpgs(raw: sources.RawDataset, root: Path, blob: Path, imap) -> tuple[d
                                        meta.get("rotation", 0.0), r[:2], r[2], r[3], r[4])):
                     facts[key].append(value)
                 _note_karyotype(facts["karyotypes"], cell, meta.get("karyotype", ""), origin)
+                if meta.get("structural"):
+                    facts["structural"][rel] = meta["structural"]
             bar.update(len(results))
     return facts, skipped
 
@@ -261,6 +264,7 @@ def summarize(raw: sources.RawDataset, facts: dict, split: np.ndarray, skipped: 
         "shards": shards, "has_cells": any(facts["cell"]),
         "has_polarity": any(p >= 0 for p in facts["polarity"]),
         "karyotypes": dict(sorted(facts["karyotypes"].items())),
+        "structural": dict(sorted(facts["structural"].items())),
         "duplicates": len(labels) - len(set(facts["digest"])), "jpeg_quality": JPEG_QUALITY,
         "intensity": INTENSITY,
         "skipped": skipped, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -387,15 +387,17 @@ def _list_folders(root: Path) -> tuple[list, list]:
     return items, skipped
 
 
-MANIFEST_COLUMNS = ("path", "label", "cell", "polarity", "rotation", "karyotype")
+MANIFEST_COLUMNS = ("path", "label", "cell", "polarity", "rotation", "karyotype", "structural")
 POLARITIES = {"up": 0, "down": 1}  # the p-arm's end of the crop
 
 
 def _manifest_meta(row: dict, where: str, name: str) -> dict:
     """``meta`` of one manifest row: cell, and where given polarity (0 = p-arm up, 1 = down,
-    -1 unknown), rotation (degrees) and the cell's ISCN karyotype."""
+    -1 unknown), rotation (degrees), the cell's ISCN karyotype and the chromosome's ISCN name
+    when it is structurally rearranged (``structural``: ``der(22)t(9;22)(q34;q11)``)."""
     meta = {"name": name, "cell": row.get("cell", "").strip(), "polarity": -1, "rotation": 0.0,
-            "karyotype": row.get("karyotype", "").strip()}
+            "karyotype": row.get("karyotype", "").strip(),
+            "structural": row.get("structural", "").strip()}
     polarity = row.get("polarity", "").strip().lower()
     if polarity:
         if polarity not in POLARITIES:
@@ -413,7 +415,7 @@ def _manifest_meta(row: dict, where: str, name: str) -> dict:
 def read_manifest(manifest: Path) -> list:
     """Rows of a CSV manifest (paths relative to it): ``path,label[,cell]`` without a header,
     or any of :data:`MANIFEST_COLUMNS` under a header row that names them (path and label
-    required; the synthetic generator writes all six)."""
+    required; the synthetic generator writes all seven)."""
     items = []
     try:
         with open(manifest, newline="", encoding="utf-8-sig") as f:

@@ -13,8 +13,9 @@ at the crop's edge. Abnormal cells come from ``anet.data.iscn``.
 
 Output: ``<raw>/<cell>/<cell>-<class>-<k>.tif`` (8-bit grayscale; about 3% 16-bit and 5%
 deflate-compressed) and ``<raw>/manifest.csv`` with ``path,label,cell,polarity,rotation,
-karyotype`` (polarity ``up``/``down`` = p-arm; rotation in degrees counter-clockwise from
-upright; karyotype: the cell's ISCN). Files depend only on (seed, cell index).
+karyotype,structural`` (polarity ``up``/``down`` = p-arm; rotation in degrees counter-clockwise
+from upright; karyotype: the cell's ISCN; structural: a rearranged chromosome's ISCN name such
+as ``der(22)t(9;22)(q34;q11)``, empty for whole ones). Files depend only on (seed, cell index).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from anet.data.sources import KARYOTYPE_CLASSES as CLASSES
 MIN_SIZE = (57, 45)  # (h, w) crop floor and ceiling, like the paper's Table 1 sizes
 MAX_SIZE = (198, 96)
 PX_PER_ISCN = 118.0 / 15100  # chromosome 1 is ~118 px long at 400 bands, unit condensation
-MANIFEST_COLUMNS = ("path", "label", "cell", "polarity", "rotation", "karyotype")
+MANIFEST_COLUMNS = ("path", "label", "cell", "polarity", "rotation", "karyotype", "structural")
 POLARITY = ("up", "down")  # p-arm up / p-arm down
 
 
@@ -220,6 +221,12 @@ def draw_cell(seed: int, index: int, abnormal: float):
     return karyo, style, ((chrom, *render(chrom, style, rng), rng) for chrom in karyo.chromosomes)
 
 
+def structural_name(chrom: iscn.Chromosome) -> str:
+    """The manifest's ``structural`` column: a rearranged chromosome's ISCN name
+    (``der(22)t(9;22)(q34;q11)``, ``del(5)(p14)``), '' for a whole one."""
+    return "" if chrom.name == CLASSES[chrom.label] else chrom.name
+
+
 def _cell_job(args: tuple) -> list[tuple]:
     """Draw and write every chromosome of one cell; returns its manifest rows."""
     raw, seed, index, abnormal = args
@@ -232,7 +239,7 @@ def _cell_job(args: tuple) -> list[tuple]:
         rel = f"{cell}/{cell}-{CLASSES[chrom.label]}-{copies[chrom.label]}.tif"
         _save(img, Path(raw) / rel, rng)
         rows.append((rel, CLASSES[chrom.label], cell, POLARITY[pose.polarity], f"{pose.rotation:.2f}",
-                     karyo.karyotype))
+                     karyo.karyotype, structural_name(chrom)))
     return rows
 
 
