@@ -240,10 +240,10 @@ def test_the_run_stores_its_input_contract_at_train_start(run):
 
 
 def test_readme_tif_snippet_matches_predict(run, tmp_path, capsys):
-    """The README's serving_pixels block, run as written, agrees with `anet predict` on TIFs."""
+    """docs/predict-export.md's serving_pixels block, run as written, agrees with `anet predict`."""
     import re
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parent.parent / "docs" / "predict-export.md").read_text()
     block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "serving_pixels" in b)
     out = export(run, tmp_path / "export")
     a = np.random.default_rng(5).integers(0, 256, (40, 24)).astype(np.uint8)
