@@ -4,7 +4,10 @@ Layout of ``RUN/checkpoints/``::
 
     ckpt-00000201/           one checkpoint (complete, or absent: never half-written)
         model.weights.h5     Keras weights
-        optimizer.npz        optimizer variables, in ``optimizer.variables`` order
+        optimizer.npz        optimizer variables, in ``optimizer.variables`` order: only in the
+                             checkpoint saved last (the one a run resumes from); every save
+                             removes it from the others, which keep the weights, enough to
+                             score and choose (about half the disk for SGD momentum)
         rng.npz              the model's seed-generator states (dropout), so a resumed run
                              draws the same masks as one that never stopped
         state.json           step, epoch, data position, schedule state, reasons, metrics,
@@ -12,8 +15,13 @@ Layout of ``RUN/checkpoints/``::
     checkpoints.jsonl        index: one line per checkpoint (rewritten atomically)
 
 A checkpoint is written into ``.tmp-ckpt-*`` and renamed into place, so a SIGKILL at any
-moment leaves either the previous set of checkpoints or the new complete one. The directory
-listing is the source of truth; the index is regenerated from it.
+moment leaves either the previous set of checkpoints or the new complete one; the previous
+one's optimizer.npz is unlinked (one atomic step) only after the new one is in place, so the
+newest checkpoint always holds the full resume state. The weights are written on the training
+thread (Keras' ``save_weights`` reads the live variables); with a :class:`Writer` the rest
+(optimizer.npz from a host copy taken on the training thread, the rename, the previous one's
+optimizer.npz removal, the index and pruning) finishes on a background thread while training
+goes on. The directory listing is the source of truth; the index is regenerated from it.
 """
 
 from __future__ import annotations
@@ -121,39 +129,108 @@ def read_state(ckpt_dir: str | Path) -> CheckpointState:
     return CheckpointState.from_json(json.loads(file.read_text()), file, path=ckpt_dir)
 
 
-def save(root: str | Path, *, model, optimizer, state: CheckpointState) -> Path:
-    """Write one checkpoint for ``state.step`` atomically and refresh the index.
+def save(root: str | Path, *, model, optimizer, state: CheckpointState,
+         writer: Writer | None = None, then: Callable[[], object] | None = None) -> Path:
+    """Write one checkpoint for ``state.step`` atomically, with the optimizer state, and make
+    every other checkpoint weights-only; then refresh the index and call ``then`` (pruning).
 
     If a checkpoint for the same step exists (e.g. an Algorithm 1 save and the periodic save
     fall on one step), the weights are the same, so only its ``reasons`` are merged.
 
-    Returns: the checkpoint directory.
+    Args:
+        writer: finish the save (optimizer.npz, rename, index, ``then``) on its background
+            thread; the weights and a host copy of the optimizer state are taken here first,
+            so training may go on at once. ``writer.wait()`` re-raises a failed save.
+    Returns:
+        the checkpoint directory (with a writer: where it will lie once finished).
     """
     root = Path(root)
+    if writer is not None:
+        writer.wait()  # one save at a time: the one before may be this step's (merge)
     root.mkdir(parents=True, exist_ok=True)
     final = root / ckpt_name(state.step)
     record = replace(state, time=time.time(), path=None)
+    arrays = {f"v{i:04d}": np.array(v.numpy()) for i, v in enumerate(optimizer.variables)}
     if final.exists() and (why := damaged(final)):
         # e.g. a half-written state.json, skipped on resume: this save replaces it.
         print(f"notice: replacing damaged checkpoint {final.name} ({why})", file=sys.stderr)
         shutil.rmtree(final)
     if final.exists():
-        old = read_state(final)
-        merged = tuple(dict.fromkeys(old.reasons + state.reasons))
-        both = dict(old.to_json(), **record.to_json())  # fields this save lacks keep old values
-        atomic_write(final / STATE, json.dumps(dict(both, reasons=list(merged))))
+        def finish():
+            old = read_state(final)
+            merged = tuple(dict.fromkeys(old.reasons + state.reasons))
+            both = dict(old.to_json(), **record.to_json())  # fields this save lacks keep old values
+            if not (final / OPTIMIZER).is_file():
+                atomic_write(final / OPTIMIZER, lambda p: np.savez(p, **arrays))
+            atomic_write(final / STATE, json.dumps(dict(both, reasons=list(merged))))
+            _settle(root, final, then)
     else:
         tmp = root / f".tmp-{ckpt_name(state.step)}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         model.save_weights(str(tmp / WEIGHTS))
-        arrays = {f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
-        np.savez(tmp / OPTIMIZER, **arrays)
         np.savez(tmp / RNG, **{f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(_rng_vars(model))})
-        (tmp / STATE).write_text(json.dumps(record.to_json()))
-        tmp.rename(final)
-    write_index(root)
+
+        def finish():
+            np.savez(tmp / OPTIMIZER, **arrays)
+            (tmp / STATE).write_text(json.dumps(record.to_json()))
+            tmp.rename(final)
+            _settle(root, final, then)
+    if writer is None:
+        finish()
+    else:
+        writer.submit(finish)
     return final
+
+
+def _settle(root: Path, newest: Path, then: Callable[[], object] | None) -> None:
+    """After ``newest`` is in place: the others become weights-only, the index is rewritten,
+    then ``then`` (pruning) runs."""
+    for d in root.glob(f"{PREFIX}*"):
+        if d != newest:
+            (d / OPTIMIZER).unlink(missing_ok=True)
+    write_index(root)
+    if then is not None:
+        then()
+
+
+def has_optimizer(path: str | Path) -> bool:
+    """Whether the checkpoint folder ``path`` holds the optimizer state (the resume state)."""
+    return (Path(path) / OPTIMIZER).is_file()
+
+
+class Writer:
+    """Finishes checkpoint saves on one background thread, one at a time (see :func:`save`).
+
+    ``close()`` it when training ends: that waits for the last save.
+    """
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="anet-checkpoint")
+        self._pending = None
+
+    def submit(self, finish: Callable[[], object]) -> None:
+        self.wait()
+        self._pending = self._pool.submit(finish)
+
+    def wait(self) -> None:
+        """Block until the pending save is on disk; re-raise its error (e.g. a full disk)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                pending.result()
+            except OSError as e:
+                raise AnetError(f"saving a checkpoint failed ({e}); free disk space or fix the "
+                                "run folder, then rerun the same command to resume") from None
+
+    def close(self) -> None:
+        """Wait for the pending save, then stop the thread (later saves must pass no writer)."""
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown()
 
 
 def damaged(path: str | Path) -> str:
@@ -174,9 +251,11 @@ def damaged(path: str | Path) -> str:
         with h5py.File(path / WEIGHTS, "r") as f:
             f.visititems(_read_dataset)
         for name in (OPTIMIZER, RNG):
-            if name == RNG and not (path / RNG).exists():
-                continue  # older checkpoints have no rng.npz
-            with np.load(path / name) as data:
+            try:
+                data = np.load(path / name)
+            except FileNotFoundError:
+                continue  # weights-only checkpoints have no optimizer.npz, older ones no rng.npz
+            with data:
                 for k in data.files:
                     data[k]
     except FileNotFoundError:
@@ -257,6 +336,7 @@ def write_index(root: str | Path) -> None:
     for c in list_checkpoints(root):
         row = {k: v for k, v in c.to_json().items() if k != "config"}
         row["path"] = c.name
+        row["resumable"] = has_optimizer(c.path)  # holds the optimizer state (the newest)
         lines.append(json.dumps(row))
     atomic_write(root / INDEX, "".join(line + "\n" for line in lines))
 
@@ -368,17 +448,22 @@ def _rng_vars(model) -> list:
 
 
 def load(path: str | Path, *, model, optimizer) -> CheckpointState:
-    """Restore weights and optimizer variables from one checkpoint; returns its state."""
+    """Restore weights and optimizer variables from one checkpoint; returns its state.
+
+    A weights-only checkpoint (see :func:`has_optimizer`) leaves ``optimizer`` as it is.
+    """
     path = Path(path)
     load_weights(path, model)
-    with np.load(path / OPTIMIZER) as data:
-        arrays = [data[k] for k in sorted(data.files)]
+    arrays = None
+    if has_optimizer(path):
+        with np.load(path / OPTIMIZER) as data:
+            arrays = [data[k] for k in sorted(data.files)]
     variables = optimizer.variables
-    if len(arrays) != len(variables) or any(
+    if arrays is not None and (len(arrays) != len(variables) or any(
         tuple(a.shape) != tuple(v.shape) for a, v in zip(arrays, variables)
-    ):
+    )):
         raise AnetError(f"{path}: optimizer state does not match train.optimizer of this config")
-    for a, v in zip(arrays, variables):
+    for a, v in zip(arrays or [], variables):
         v.assign(a)
     rng_vars = _rng_vars(model)
     if (path / RNG).is_file():
@@ -388,18 +473,3 @@ def load(path: str | Path, *, model, optimizer) -> CheckpointState:
             for a, v in zip(saved, rng_vars):
                 v.assign(a)
     return read_state(path)
-
-
-def prune_periodic(root: str | Path, keep: int) -> None:
-    """Keep only the newest ``keep`` checkpoints that were saved *only* periodically.
-
-    Checkpoints saved by Algorithm 1, at the end, or on interrupt are never removed.
-    """
-    if keep <= 0:
-        return
-    periodic = [c for c in list_checkpoints(root) if set(c.reasons) == {"periodic"}]
-    if len(periodic) <= keep:
-        return  # nothing to remove: the index that save() just wrote is current
-    for c in periodic[:-keep]:
-        shutil.rmtree(c.path, ignore_errors=True)
-    write_index(root)

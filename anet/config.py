@@ -104,6 +104,7 @@ class RunConfig:
     dir: str = ""  # run directory ("" = runs/<config file stem>)
     seed: int = 0  # weights init, data order, augmentation, dropout
     keep_checkpoints: int = 0  # keep only the newest N unconditional ones (0 = keep all)
+    keep_best: int | None = None  # keep only the N best Algorithm 1 ones by monitored acc (null = all)
 
 
 @dataclass(frozen=True)
@@ -239,8 +240,15 @@ def _coerce(tp, value, key: str, source: str):
             raise ConfigError(f"{_blame(source, key)}: {key} must be a list, got {value!r}")
         (item_tp, _) = typing.get_args(tp)
         return tuple(_coerce(item_tp, v, f"{key}[{i}]", source) for i, v in enumerate(value))
-    if origin in (typing.Union, types.UnionType):
-        raise AssertionError("unions are not used in configs")
+    if origin in (typing.Union, types.UnionType):  # only `X | None`: null, or an X
+        (inner,) = [t for t in typing.get_args(tp) if t is not type(None)]
+        if value is None:
+            return None
+        try:
+            return _coerce(inner, value, key, source)
+        except ConfigError:
+            raise ConfigError(f"{_blame(source, key)}: {key} must be {inner.__name__} or null, "
+                              f"got {value!r}") from None
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -330,6 +338,8 @@ def _validate(c: Config, s: str) -> None:
     _check(0 <= eb.train_expectation <= 1, s, "schedule.early_break.train_expectation", "must be in [0, 1]")
     _check(eb.consecutive >= 1, s, "schedule.early_break.consecutive", "must be >= 1")
     _check(c.run.keep_checkpoints >= 0, s, "run.keep_checkpoints", "must be >= 0")
+    _check(c.run.keep_best is None or c.run.keep_best >= 1, s, "run.keep_best",
+           f"must be >= 1 (or null to keep every Algorithm 1 checkpoint), got {c.run.keep_best}")
 
 
 # --------------------------------------------------------------------------- writing

@@ -14,7 +14,7 @@ from anet.data.splits import SPLITS
 from anet.errors import AnetError
 from anet.plotting import pyplot, save_figure
 from anet.runlog import read_metrics
-from anet.runs import RunPaths
+from anet.runs import RunPaths, warn_if_stale
 
 
 def lr_changes(rows) -> list[tuple[int, float, float]]:
@@ -130,6 +130,7 @@ def load_eval(run_dir: str | Path) -> dict:
             and isinstance(fields.get("accuracy"), dict) and {"run", "model"} <= fields.keys()):
         raise AnetError(f"{path}: not an anet eval.json (needs run, model, dataset.name, accuracy); "
                         f"re-run `anet evaluate --run-dir {run_dir}`")
+    warn_if_stale(run_dir, data)
     return data
 
 

@@ -272,6 +272,45 @@ def eval_result(run: Run) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def newer_than_eval(ev: dict, ckpts, eval_file: Path) -> list[checkpoints.CheckpointState]:
+    """The checkpoints that ``eval.json`` (``ev``, read from ``eval_file``) did not see: newer
+    than every checkpoint it scored and not among them. A damaged one it listed counts as
+    seen unless it was saved again after the evaluation. An ``eval.json`` without the list
+    (older anet) is compared by time: checkpoints saved after it was written."""
+    scored = [c for c in ev.get("checkpoints") or [] if isinstance(c, dict)]
+    steps = [c["step"] for c in scored if isinstance(c.get("step"), int)]
+    try:
+        written = eval_file.stat().st_mtime
+    except OSError:
+        return []
+
+    def saved(c) -> float:
+        return c.time if c.time is not None else (c.path / checkpoints.STATE).stat().st_mtime
+
+    if not steps:
+        return [c for c in ckpts if saved(c) > written]
+    names = {c.get("name") for c in scored}
+    damaged = {d.get("name") for d in ev.get("damaged") or [] if isinstance(d, dict)}
+    return [c for c in ckpts if c.step > max(steps) and c.name not in names
+            and not (c.name in damaged and saved(c) <= written)]
+
+
+def warn_if_stale(run_dir: str | Path, ev: dict, ckpts=None) -> bool:
+    """One stderr line when ``run_dir`` has checkpoints newer than its ``eval.json`` scored
+    (training went on after `anet evaluate`), naming them and the command to re-run."""
+    paths = RunPaths(run_dir)
+    if ckpts is None:
+        ckpts = checkpoints.list_checkpoints(paths.checkpoints)
+    newer = newer_than_eval(ev, ckpts, paths.eval)
+    if not newer:
+        return False
+    names = ", ".join(c.name for c in newer[:3]) + (f" and {len(newer) - 3} more"
+                                                      if len(newer) > 3 else "")
+    print(f"warning: {paths.eval} is stale: {len(newer)} checkpoint(s) newer than those it "
+          f"scored ({names}); re-run `anet evaluate --run-dir {paths.dir}`", file=sys.stderr)
+    return True
+
+
 def _eval_choice(run: Run) -> str | None:
     """The checkpoint name that ``anet evaluate`` chose (``eval.json``'s ``chosen.name``)."""
     chosen = eval_result(run).get("chosen")
@@ -300,6 +339,8 @@ def choose_checkpoint(run: Run, name: str | None = None) -> tuple[checkpoints.Ch
 def open_chosen(run_dir: str | Path, ckpt: str | None = None, overrides=()):
     """(run, checkpoint state, why it was chosen, model with its weights) for a run directory."""
     run = open_run(run_dir, overrides)
+    if not ckpt and _eval_choice(run):  # the choice of an evaluation that may be out of date
+        warn_if_stale(run.dir, eval_result(run), run.ckpts)
     while True:
         chosen, why = choose_checkpoint(run, ckpt)
         damage = checkpoints.damaged(chosen.path)

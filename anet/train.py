@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from anet import checkpoints, lock, models, progress, schedule, stall
+from anet import checkpoints, lock, models, progress, retention, schedule, stall
 from anet.config import Config, to_dict, write_config
 from anet.data import contract, pipeline
 from anet.data.contract import InputContract
@@ -73,6 +73,7 @@ class Session:
     steps_per_epoch: int
     budget: int  # steps the run may take (for the stall check)
     stall_step: int  # the Algorithm 1 check at which the stall check runs
+    writer: checkpoints.Writer  # finishes check and periodic saves off the training thread
 
 
 def start_contract(cfg: Config, info, paths: RunPaths, resuming: bool):
@@ -123,6 +124,7 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.Checkpo
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             s.log.close()  # also when a NaN loss or another error ends the run
+            s.writer.close()  # waits for the last save in flight; re-raises its error
         finished = stop_reason != "interrupted"
         valid = loop.valid
         if valid.get("valid_step") != loop.step:  # an interrupt saves at once, without validating
@@ -200,6 +202,10 @@ def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.Ch
         optimizer.build(model.trainable_variables)
     if resume:
         saved = checkpoints.load(resume.path, model=model, optimizer=optimizer)
+        if not checkpoints.has_optimizer(resume.path):  # only when a newer one was damaged
+            print(f"notice: {resume.name} holds weights only (the optimizer state is kept in the "
+                  "newest checkpoint alone); training goes on with a fresh optimizer state, so "
+                  "this resume does not match an uninterrupted run bit for bit", file=sys.stderr)
         loop = Loop(saved.step, saved.epoch, saved.batch_in_epoch, saved.schedule,
                     stalled=resume.stalled)  # every later checkpoint still says so
         print(f"resuming {paths.dir} from {resume.name}: step {loop.step}, epoch {loop.epoch}, "
@@ -218,7 +224,8 @@ def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.Ch
         record=dict(config=to_dict(cfg), model=cfg.model.name, num_classes=info.num_classes,
                     input_shape=(cfg.data.image_size, cfg.data.image_size, spec.channels)),
         steps_per_epoch=steps_per_epoch, budget=budget,
-        stall_step=stall.check_step(budget, cfg.train.stall_share, cfg.train.eval_every_steps))
+        stall_step=stall.check_step(budget, cfg.train.stall_share, cfg.train.eval_every_steps),
+        writer=checkpoints.Writer())
     return session, loop
 
 
@@ -327,7 +334,10 @@ def end_of_epoch(s: Session, loop: Loop) -> tuple[Loop, str]:
 
 
 def save(s: Session, loop: Loop, reasons: list[str], **extra) -> Path:
-    """Checkpoint the current weights, optimizer and ``loop`` (then prune periodic ones)."""
+    """Checkpoint the current weights, optimizer and ``loop`` (then prune by run.keep_*).
+
+    Check and periodic saves finish on ``s.writer``'s thread while training goes on; the
+    final and interrupt saves are complete when this returns."""
     # The update of this step may have made weights inf/NaN before any loss shows it:
     # never store those as a checkpoint that later looks good.
     if not all(np.isfinite(w).all() for w in s.model.get_weights()):
@@ -335,9 +345,13 @@ def save(s: Session, loop: Loop, reasons: list[str], **extra) -> Path:
     state = checkpoints.CheckpointState(
         **s.record, step=loop.step, epoch=loop.epoch, batch_in_epoch=loop.in_epoch,
         schedule=loop.schedule, reasons=tuple(reasons), stalled=loop.stalled, **extra)
-    path = checkpoints.save(s.paths.checkpoints, model=s.model, optimizer=s.optimizer, state=state)
-    checkpoints.prune_periodic(s.paths.checkpoints, s.cfg.run.keep_checkpoints)
-    return path
+    run = s.cfg.run
+    last = bool({"final", "interrupt"} & set(reasons))
+    s.writer.wait()
+    return checkpoints.save(
+        s.paths.checkpoints, model=s.model, optimizer=s.optimizer, state=state,
+        writer=None if last else s.writer,
+        then=lambda: retention.prune(s.paths.checkpoints, run.keep_checkpoints, run.keep_best))
 
 
 def _diverged(s: Session, step: int, what: str) -> AnetError:

@@ -75,13 +75,43 @@ def test_mismatched_model_and_optimizer_are_clear_errors(tmp_path):
         C.load(path, model=m, optimizer=adam)
 
 
-def test_prune_keeps_newest_periodic_and_all_others(tmp_path):
+def test_only_the_newest_keeps_the_optimizer_state(tmp_path):
     m, opt = tiny()
-    for step, why in [(1, "check"), (10, "periodic"), (20, "periodic"), (25, "check"),
-                      (30, "periodic"), (31, "final")]:
-        C.save(tmp_path, model=m, optimizer=opt, state=state(step, [why]))
-    C.prune_periodic(tmp_path, keep=1)
-    assert [c.step for c in C.list_checkpoints(tmp_path)] == [1, 25, 30, 31]
+    for step in (1, 5, 9):
+        C.save(tmp_path, model=m, optimizer=opt, state=state(step))
+    ckpts = C.list_checkpoints(tmp_path)
+    assert [C.has_optimizer(c.path) for c in ckpts] == [False, False, True]
+    assert all(C.damaged(c.path) == "" for c in ckpts)  # weights-only is not damaged
+    rows = [json.loads(x) for x in (tmp_path / C.INDEX).read_text().splitlines()]
+    assert [r["resumable"] for r in rows] == [False, False, True]
+    # a weights-only checkpoint loads its weights and leaves the optimizer as it was
+    m.get_layer("d").kernel.assign(np.full((4, 3), 3.0, np.float32))
+    m2, opt2 = tiny()
+    before = [v.numpy() for v in opt2.variables]
+    assert C.load(ckpts[0].path, model=m2, optimizer=opt2).step == 1
+    for a, b in zip(before, opt2.variables):
+        np.testing.assert_array_equal(a, b.numpy())
+    # merging reasons into the newest keeps its optimizer state
+    C.save(tmp_path, model=m, optimizer=opt, state=state(9, ["final"]))
+    assert C.has_optimizer(ckpts[-1].path) and C.read_state(ckpts[-1].path).reasons == ("check", "final")
+
+
+def test_writer_finishes_saves_in_order_and_reports_failures(tmp_path):
+    m, opt = tiny()
+    w = C.Writer()
+    seen = []
+    for step, why in ((1, "a"), (2, "b"), (2, "c")):  # the second of step 2 waits for the first
+        C.save(tmp_path, model=m, optimizer=opt, state=state(step, [why]), writer=w,
+               then=lambda: seen.append([c.step for c in C.list_checkpoints(tmp_path)]))
+    w.close()
+    assert seen == [[1], [1, 2], [1, 2]]
+    assert C.read_state(tmp_path / "ckpt-00000002").reasons == ("b", "c")
+    assert [C.has_optimizer(c.path) for c in C.list_checkpoints(tmp_path)] == [False, True]
+    w = C.Writer()
+    w.submit(lambda: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(AnetError, match=r"saving a checkpoint failed .*No space left on device.*"
+                                        r"rerun the same command to resume"):
+        w.close()
 
 
 def test_state_json_round_trip_and_bad_fields(tmp_path):

@@ -73,6 +73,12 @@ def test_round_trip_through_dict_and_file(tmp_path):
         ("run: {seed: 0}\n", ["train.batchsize=3"], "did you mean 'train.batch_size'?"),
         ("run: {seed: 0}\n", ["model.name.x=3"], "model.name must be str"),
         ("model: {name: alexnet}\n", ["model.name.x=3"], "'name' is not a section"),
+        ("run: {keep_best: 0}\n", [], "run.keep_best must be >= 1 (or null to keep every "
+                                      "Algorithm 1 checkpoint), got 0"),
+        ("run: {keep_best: -2}\n", [], "run.keep_best must be >= 1"),
+        ("run: {keep_best: 2.5}\n", [], "run.keep_best must be int or null, got 2.5"),
+        ("run: {keep_best: true}\n", [], "run.keep_best must be int or null, got True"),
+        ("run: {seed: 0}\n", ["run.keep_best=three"], "run.keep_best must be int or null, got 'three'"),
     ],
 )
 def test_bad_config_errors_name_file_and_key(tmp_path, text, overrides, message):
@@ -82,6 +88,20 @@ def test_bad_config_errors_name_file_and_key(tmp_path, text, overrides, message)
     assert message in str(e.value)
     if not overrides or "=" in overrides[0]:
         assert str(p) in str(e.value) or "--set" in str(e.value)
+
+
+def test_keep_best_is_null_by_default_and_round_trips(tmp_path):
+    assert load_config(None).run.keep_best is None
+    cfg = load_config(write(tmp_path, "run: {keep_best: 3}\n"))
+    assert cfg.run.keep_best == 3 and from_dict(to_dict(cfg)) == cfg
+    assert load_config(write_config(load_config(None), tmp_path / "c.yaml")).run.keep_best is None
+
+
+def test_bad_keep_best_is_one_line_exit_2(tmp_path, capsys):
+    p = write(tmp_path, "run: {keep_best: 0}\n")
+    code, _, err = run_cli(["config", p], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: {p}")
+    assert "run.keep_best must be >= 1" in err
 
 
 def test_missing_file(tmp_path):

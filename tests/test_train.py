@@ -99,6 +99,10 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, data):
             "data.rotate_degrees=15", "data.scale=0.1", "data.translate=0.05"]
     train(load_config(tiny_config(tmp_path, data, epochs=2), over), tmp_path / "straight")
     train(load_config(tiny_config(tmp_path, data, epochs=1), over), tmp_path / "resumed")
+    # every checkpoint but the newest became weights-only; resuming from the newest is exact
+    saved = checkpoints.list_checkpoints(tmp_path / "resumed" / "checkpoints")
+    assert [checkpoints.has_optimizer(c.path) for c in saved] == [False] * (len(saved) - 1) + [True]
+    assert len(saved) > 2
     train(load_config(tiny_config(tmp_path, data, epochs=2), over), tmp_path / "resumed")
     for x, y in zip(weights(tmp_path / "straight"), weights(tmp_path / "resumed")):
         np.testing.assert_array_equal(x, y)
