@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from anet import checkpoints, lock, models, progress, retention, schedule, stall
+from anet import resume as resume_policy
 from anet.config import Config, to_dict, write_config
 from anet.data import contract, pipeline
 from anet.data.contract import InputContract
@@ -170,7 +171,14 @@ def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.Ch
     checkpoints.clean_partial(paths.checkpoints)
     resume = checkpoints.newest_good(paths.checkpoints)  # a damaged newer one is skipped, with a notice
     if resume:
-        checkpoints.check_resumable(cfg, resume, paths.dir)
+        stored, added = resume_policy.normalise(resume.config)  # keys added since the run began
+        if added:
+            progress.note(resume_policy.notice(paths.dir, added))
+        cfg, kept = resume_policy.keep_start(cfg, stored)
+        for key, asked, value in kept:
+            progress.note(f"note: {key}={asked!r} only sets a run's starting weights; resuming "
+                          f"{paths.dir} keeps {value!r}, the value it started with")
+        checkpoints.check_resumable(cfg, dataclasses.replace(resume, config=stored), paths.dir)
         done = checkpoints.finished_reason(resume, cfg)
         if done:
             print(f"{paths.dir}: already finished at step {resume.step} ({done}); nothing to do")
@@ -309,8 +317,9 @@ def current_lr(s: Session, loop: Loop, offset: int = 0) -> float:
     state) or the step function of ``schedule.type``, with the warmup of any type."""
     sc = s.cfg.schedule
     peak = loop.schedule.lr if sc.type == "algorithm1" else sc.lrs[0]
-    # Over train.epochs, not capped by max_steps: a run stopped by max_steps resumes exactly.
-    total = s.cfg.train.epochs * s.steps_per_epoch
+    # Over the run's real length, as Keras' CosineDecay and timm span it: train.epochs x steps
+    # per epoch, or train.max_steps when that ends the run sooner (the stall check's budget).
+    total = stall.budget(s.cfg.train.epochs, s.steps_per_epoch, s.cfg.train.max_steps)
     return schedule.lr_at(max(loop.step + offset, 0), sc.type, peak, total, sc.warmup_steps)
 
 

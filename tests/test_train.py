@@ -108,15 +108,36 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, data):
         np.testing.assert_array_equal(x, y)
 
 
-def test_resume_under_cosine_with_warmup_equals_a_straight_run(tmp_path, data):
-    # The recipe's lr is a function of the step, so stopping at step 7 (max_steps) and
-    # resuming gives bit-identical weights to a run that never stopped.
+class _StopAfterSteps:
+    """In-process Ctrl-C: the loop looks at ``requested`` once per step (and once per epoch);
+    the 9th look says stop, so the run is interrupted a few steps in, mid-epoch."""
+
+    def __init__(self):
+        self.looks = 0
+
+    def handle(self, signum, frame):
+        pass
+
+    @property
+    def requested(self):
+        self.looks += 1
+        return self.looks > 8
+
+
+def test_resume_under_cosine_with_warmup_equals_a_straight_run(tmp_path, data, monkeypatch):
+    # The recipe's lr is a function of the step and the run's length, so an interrupted run
+    # (Ctrl-C mid-epoch) resumed gives bit-identical weights to a run that never stopped.
     over = ["train.deterministic=true", "schedule.type=cosine", "schedule.warmup_steps=5",
             "train.optimizer=adamw", "train.clipnorm=1.0", "train.label_smoothing=0.1"]
-    train(load_config(tiny_config(tmp_path, data, epochs=2), over), tmp_path / "straight")
-    train(load_config(tiny_config(tmp_path, data, epochs=2), over + ["train.max_steps=7"]),
-          tmp_path / "resumed")
-    train(load_config(tiny_config(tmp_path, data, epochs=2), over), tmp_path / "resumed")
+    cfg = load_config(tiny_config(tmp_path, data, epochs=2), over)
+    train(cfg, tmp_path / "straight")
+    with monkeypatch.context() as m:
+        m.setattr("anet.train._StopRequest", _StopAfterSteps)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tmp_path / "resumed")
+    stopped = checkpoints.latest(tmp_path / "resumed" / "checkpoints")
+    assert 0 < stopped.step < 12 and "interrupt" in stopped.reasons
+    train(cfg, tmp_path / "resumed")
     for x, y in zip(weights(tmp_path / "straight"), weights(tmp_path / "resumed")):
         np.testing.assert_array_equal(x, y)
 
@@ -405,3 +426,44 @@ def test_cosine_schedule_with_warmup_sets_the_lr_per_step_and_keeps_the_gate(tmp
     assert checks[0]["lr"] == pytest.approx(peak / 4)  # step 1: first warmup step
     saved = [c for c in checkpoints.list_checkpoints(run / "checkpoints") if "check" in c.reasons]
     assert saved and saved[0].step == 1  # Algorithm 1's gate still saves under cosine
+
+
+@pytest.mark.parametrize("epochs,max_steps,kind,step,lr", [
+    (2, 0, "cosine", 50, 0.005),  # 2 epochs x 50 steps: halfway
+    (10, 100, "cosine", 50, 0.005),  # max_steps ends the run first: halfway of 100, not of 500
+    (10, 100, "cosine", 100, 0.0),
+    (2, 1000, "cosine", 25, 0.008535533905932738),  # max_steps beyond the epochs: 100 steps
+    (10, 100, "step", 49, 0.01),
+    (10, 100, "step", 50, 0.001),
+    (10, 100, "step", 75, 0.0001),
+])
+def test_recipes_span_the_runs_real_length(epochs, max_steps, kind, step, lr):
+    from types import SimpleNamespace
+
+    from anet import schedule
+    from anet.train import Loop, current_lr
+
+    cfg = load_config(None, [f"train.epochs={epochs}", f"train.max_steps={max_steps}",
+                             f"schedule.type={kind}"])  # schedule.lrs[0] = 0.01
+    sc = cfg.schedule
+    loop = Loop(step, 0, 0, schedule.initial_state(sc.levels, sc.lrs, sc.gates))
+    assert current_lr(SimpleNamespace(cfg=cfg, steps_per_epoch=50), loop) == pytest.approx(lr, abs=1e-15)
+
+
+def test_a_run_made_before_model_init_resumes_with_the_init_it_started_with(tmp_path, data, capsys):
+    # Runs before model.init stored no such key; they were built with Keras' glorot_uniform.
+    run = tmp_path / "run"
+    train(load_config(tiny_config(tmp_path, data, epochs=1), ["model.init=glorot_uniform"]), run)
+    for state in (run / "checkpoints").glob("ckpt-*/state.json"):
+        raw = json.loads(state.read_text())
+        del raw["config"]["model"]["init"]
+        state.write_text(json.dumps(raw))
+    capsys.readouterr()
+    final = train(load_config(tiny_config(tmp_path, data, epochs=2)), run)  # today: he_normal
+    err = capsys.readouterr().out  # notes (muted by -q)
+    assert "was made before 1 config key(s) existed; read with model.init='glorot_uniform'" in err
+    assert "model.init='he_normal' only sets a run's starting weights" in err
+    assert final.step == 24 and final.config["model"]["init"] == "glorot_uniform"
+    assert load_config(run / "config.yaml").model.init == "glorot_uniform"  # the record stays true
+    with pytest.raises(AnetError, match="existing run has model.width=0.0625 but the config says 0.5"):
+        train(load_config(tiny_config(tmp_path, data, epochs=3), ["model.width=0.5"]), run)
