@@ -1,4 +1,4 @@
-"""Checkpoints: their state record, atomic save, listing, latest, load, and the resume policy.
+"""Checkpoints: their state record, atomic save (off the training thread), listing, latest, load.
 
 Layout of ``RUN/checkpoints/``::
 
@@ -39,7 +39,6 @@ from typing import TypeVar
 
 import numpy as np
 
-from anet.config import Config, to_dict
 from anet.errors import AnetError
 from anet.files import atomic_write
 from anet.schedule import ScheduleState
@@ -359,57 +358,6 @@ def select_best(items: Sequence[T], acc: Callable[[T], float], step: Callable[[T
     best = max(acc(i) for i in items)
     tied = sorted((i for i in items if acc(i) >= best - TIE_TOL), key=step)
     return tied[0], tied[1:]
-
-
-# --------------------------------------------------------------------------- resume policy
-
-# Config keys that must match to resume a run (others, e.g. epochs, may change).
-RESUME_KEYS = (("model",), ("data", "dir"), ("data", "image_size"), ("data", "resize"),
-               ("data", "normalize"), ("train", "batch_size"), ("train", "optimizer"),
-               ("train", "precision"))
-
-
-def first_difference(now, stored, key: str) -> tuple[str, object, object] | None:
-    """The first leaf key (dotted) where two config values differ: (key, now, stored), or None.
-
-    Sections are compared key by key, so a differing ``model`` names e.g. ``model.width``.
-    """
-    if isinstance(now, dict) and isinstance(stored, dict):
-        for k in [*now, *(k for k in stored if k not in now)]:
-            found = first_difference(now.get(k), stored.get(k), f"{key}.{k}")
-            if found:
-                return found
-        return None
-    return None if now == stored else (key, now, stored)
-
-
-def check_resumable(cfg: Config, state: CheckpointState, run_dir: Path) -> None:
-    """A stored run whose RESUME_KEYS differ from ``cfg`` is a clear error naming the key."""
-    now = to_dict(cfg)
-    for path in RESUME_KEYS:
-        a, b = now, state.config
-        for k in path:
-            a, b = a.get(k), (b or {}).get(k)
-        found = first_difference(a, b, ".".join(path))
-        if found:
-            key, a, b = found
-            raise AnetError(
-                f"{run_dir}: existing run has {key}={b!r} but the config says {a!r}; "
-                f"use another --run-dir or restore {key} to resume"
-            )
-
-
-def finished_reason(state: CheckpointState, cfg: Config) -> str:
-    """Why a stored run needs no more training ('' if it does)."""
-    if state.stop_reason == "early_break":
-        return "early break"
-    if state.stop_reason == "stalled" and cfg.train.on_stall == "stop":
-        return "stopped at chance accuracy; set train.on_stall=warn to train on anyway"
-    if state.epoch >= cfg.train.epochs:
-        return f"all {cfg.train.epochs} epochs done"
-    if cfg.train.max_steps and state.step >= cfg.train.max_steps:
-        return f"train.max_steps={cfg.train.max_steps} reached"
-    return ""
 
 
 def clean_partial(root: str | Path) -> None:

@@ -4,6 +4,9 @@ A run's checkpoints store its resolved config (``config.to_dict``). A run made b
 existed lacks it; filled with today's default, a key whose default changed since would claim a
 value the run never had. :data:`LEGACY` names the value such a run really used. Keys in
 :data:`KEPT` only shape the start of a run (its first weights): a resumed run keeps its own.
+The resume policy below says whether a stored run may continue under a config
+(:data:`RESUME_KEYS` must match) and whether it needs to; which checkpoint it continues from
+is :func:`anet.checkpoints.newest_good` (the newest holds the optimizer state).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
+from anet.checkpoints import CheckpointState
 from anet.config import Config, to_dict
+from anet.errors import AnetError
 
 # Keys added after runs existed whose default differs from what those runs did: key -> the
 # value every run made before the key existed effectively used.
@@ -82,3 +87,54 @@ def keep_start(cfg: Config, stored: dict) -> tuple[Config, list[tuple[str, objec
             cfg = dataclasses.replace(cfg, **{section: sub})
             changed.append((key, asked, kept))
     return cfg, changed
+
+
+# --------------------------------------------------------------------------- resume policy
+
+# Config keys that must match to resume a run (others, e.g. epochs, may change).
+RESUME_KEYS = (("model",), ("data", "dir"), ("data", "image_size"), ("data", "resize"),
+               ("data", "normalize"), ("train", "batch_size"), ("train", "optimizer"),
+               ("train", "precision"))
+
+
+def first_difference(now, stored, key: str) -> tuple[str, object, object] | None:
+    """The first leaf key (dotted) where two config values differ: (key, now, stored), or None.
+
+    Sections are compared key by key, so a differing ``model`` names e.g. ``model.width``.
+    """
+    if isinstance(now, dict) and isinstance(stored, dict):
+        for k in [*now, *(k for k in stored if k not in now)]:
+            found = first_difference(now.get(k), stored.get(k), f"{key}.{k}")
+            if found:
+                return found
+        return None
+    return None if now == stored else (key, now, stored)
+
+
+def check_resumable(cfg: Config, state: CheckpointState, run_dir: Path) -> None:
+    """A stored run whose RESUME_KEYS differ from ``cfg`` is a clear error naming the key."""
+    now = to_dict(cfg)
+    for path in RESUME_KEYS:
+        a, b = now, state.config
+        for k in path:
+            a, b = a.get(k), (b or {}).get(k)
+        found = first_difference(a, b, ".".join(path))
+        if found:
+            key, a, b = found
+            raise AnetError(
+                f"{run_dir}: existing run has {key}={b!r} but the config says {a!r}; "
+                f"use another --run-dir or restore {key} to resume"
+            )
+
+
+def finished_reason(state: CheckpointState, cfg: Config) -> str:
+    """Why a stored run needs no more training ('' if it does)."""
+    if state.stop_reason == "early_break":
+        return "early break"
+    if state.stop_reason == "stalled" and cfg.train.on_stall == "stop":
+        return "stopped at chance accuracy; set train.on_stall=warn to train on anyway"
+    if state.epoch >= cfg.train.epochs:
+        return f"all {cfg.train.epochs} epochs done"
+    if cfg.train.max_steps and state.step >= cfg.train.max_steps:
+        return f"train.max_steps={cfg.train.max_steps} reached"
+    return ""

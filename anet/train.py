@@ -178,8 +178,8 @@ def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.Ch
         for key, asked, value in kept:
             progress.note(f"note: {key}={asked!r} only sets a run's starting weights; resuming "
                           f"{paths.dir} keeps {value!r}, the value it started with")
-        checkpoints.check_resumable(cfg, dataclasses.replace(resume, config=stored), paths.dir)
-        done = checkpoints.finished_reason(resume, cfg)
+        resume_policy.check_resumable(cfg, dataclasses.replace(resume, config=stored), paths.dir)
+        done = resume_policy.finished_reason(resume, cfg)
         if done:
             print(f"{paths.dir}: already finished at step {resume.step} ({done}); nothing to do")
             return resume

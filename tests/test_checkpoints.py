@@ -126,32 +126,3 @@ def test_state_json_round_trip_and_bad_fields(tmp_path):
                                     "x/state.json")
     with pytest.raises(AnetError, match="not an anet checkpoint state"):
         C.CheckpointState.from_json([], "x/state.json")
-
-
-def test_resume_policy(tmp_path):
-    from anet.config import load_config, to_dict
-
-    cfg = load_config(None, ["train.epochs=3", "train.max_steps=50"])
-    s = replace(state(10), config=to_dict(cfg))
-    C.check_resumable(load_config(None, ["train.epochs=9"]), s, tmp_path)  # epochs may change
-    with pytest.raises(AnetError, match="existing run has train.batch_size=64 but the config says 32"):
-        C.check_resumable(load_config(None, ["train.batch_size=32"]), s, tmp_path)
-    with pytest.raises(AnetError, match=r"existing run has model\.width=1\.0 but the config says 0\.5; "
-                                        r"use another --run-dir or restore model\.width to resume"):
-        C.check_resumable(load_config(None, ["model.width=0.5"]), s, tmp_path)
-    assert C.finished_reason(s, cfg) == ""
-    assert C.finished_reason(replace(s, epoch=3), cfg) == "all 3 epochs done"
-    assert C.finished_reason(replace(s, step=50), cfg) == "train.max_steps=50 reached"
-    assert C.finished_reason(replace(s, stop_reason="early_break"), cfg) == "early break"
-
-
-@pytest.mark.parametrize("now,stored,found", [
-    ({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 2}}, None),
-    ({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}}, ("m.b.c", 2, 3)),
-    ({"a": 1, "b": {"c": 2}}, {"a": 5, "b": {"c": 3}}, ("m.a", 1, 5)),  # the first one, in order
-    ({"a": 1}, {"a": 1, "z": 0}, ("m.z", None, 0)),  # a key only the stored run has
-    ({"a": [1, 2]}, {"a": [1, 3]}, ("m.a", [1, 2], [1, 3])),
-    (4, None, ("m", 4, None)),
-])
-def test_first_difference_names_the_leaf_key(now, stored, found):
-    assert C.first_difference(now, stored, "m") == found

@@ -53,3 +53,23 @@ def test_prune_removes_only_anets_own_checkpoint_folders(tmp_path, capsys):
     index = (tmp_path / C.INDEX).read_text()
     assert index.count("\n") == 5 and "ckpt-00000013" not in index
     assert retention.prune(tmp_path, 0, None) == []  # nothing asked: nothing listed or removed
+
+
+def test_ckpt_disk_script_bounds_algorithm1_saves_and_sums_a_run():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "ckpt_disk.py"
+    spec = importlib.util.spec_from_file_location("ckpt_disk", path)
+    disk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(disk)
+    # batch 64, the paper's levels and gates: 33 saves up to best 33/64 (gate 0), then +2/64
+    # each to 53/64 (10, gate 0.02), then +1/64 each to 58/64 (5) and to 64/64 (6)
+    levels, lrs = (0.0, 0.5, 0.8, 0.9), (0.01, 0.005, 0.001, 0.0005)
+    assert disk.max_saves(levels, lrs, (0.0, 0.02, 0.01, 0.005), 64) == 54
+    run = disk.per_run({"model": "alexnet", "full_mb": 400.0, "weights_only_mb": 200.0}, 3)
+    # 200 epochs x 1264 steps, a check every 200 steps; 54 + 20 periodic checkpoints
+    assert (run["checks"], run["checkpoints"]) == (1264, 74)
+    assert run["before_gb"] == pytest.approx(74 * 0.4) and run["after_gb"] == pytest.approx(73 * 0.2 + 0.4)
+    assert run["keep_best_gb"] == pytest.approx(22 * 0.2 + 0.4)
+    assert run["keep_best_and_keep_checkpoints_1_gb"] == pytest.approx(3 * 0.2 + 0.4)
