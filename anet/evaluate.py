@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from anet import checkpoints, karyotype, progress, stall
+from anet import checkpoints, karyotype, metrics, progress, stall
 from anet.config import dump_yaml
 from anet.data.info import DatasetInfo
 from anet.errors import AnetError
 from anet.files import atomic_write, check_writable, safe_name
-from anet.plotting import pyplot, save_figure
+from anet.plotting import plot_confusion, plot_errors
 from anet.runlog import record_command
 from anet.runs import RunPaths, build_model, check_fits, choose_checkpoint, open_run
 
@@ -48,26 +48,6 @@ def select_best(scores: list[dict]) -> tuple[dict, str]:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         reason += f"; tie with {shown} broken by earliest step"
     return chosen, reason
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def confusion_matrix(labels: np.ndarray, preds: np.ndarray, k: int) -> np.ndarray:
-    """[k, k] counts: rows are true classes, columns predicted classes."""
-    return np.bincount(np.asarray(labels) * k + np.asarray(preds), minlength=k * k).reshape(k, k)
-
-
-def per_class(cm: np.ndarray, classes) -> list[dict]:
-    """Precision, recall, F1 and support per class from a confusion matrix (0 where undefined)."""
-    tp = np.diag(cm).astype(float)
-    predicted, support = cm.sum(axis=0), cm.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return [{"class": c, "precision": float(p), "recall": float(r), "f1": float(f),
-             "support": int(s)} for c, p, r, f, s in zip(classes, precision, recall, f1, support)]
 
 
 # --------------------------------------------------------------------------- passes over a split
@@ -106,6 +86,27 @@ def _collect(forward, ds, split: str) -> dict:
         raise AnetError(empty_split(split))
     return {"probs": np.concatenate(probs), "labels": np.concatenate(labels), "filenames": names,
             "cells": cells, "sizes": np.concatenate(sizes), "errors": errors, "split": split}
+
+
+def _tally(forward, ds, k: int, split: str) -> tuple[np.ndarray, int]:
+    """(confusion matrix, top-k hits) of a split of (image, label) batches, batch by batch."""
+    cm, top, n = np.zeros((k, k), dtype=np.int64), 0, 0
+    for x, y in ds:
+        p, y = forward(x).numpy(), y.numpy()
+        cm += metrics.confusion_matrix(y, p.argmax(axis=1), k)
+        top += metrics.top_k_correct(p, y)
+        n += len(y)
+    if not n:
+        from anet.data.pipeline import empty_split  # TF is loaded by now
+
+        raise AnetError(empty_split(split))
+    return cm, top
+
+
+def _tally_collected(out: dict, k: int) -> tuple[np.ndarray, int]:
+    """:func:`_tally` of a split already collected (probabilities in memory)."""
+    return (metrics.confusion_matrix(out["labels"], out["probs"].argmax(axis=1), k),
+            metrics.top_k_correct(out["probs"], out["labels"]))
 
 
 def misclassified(out: dict, classes) -> list[dict]:
@@ -246,12 +247,19 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     paths = {c.name: c.path for c in candidates}
     checkpoints.load_weights(paths[chosen["name"]], model)
 
+    k = len(classes)
     out = _collect(forward, pipeline.eval_dataset(data_dir, split, read, batch_size=batch,
                                                   with_meta=True), split)
-    train = score(pipeline.eval_dataset(data_dir, "train", read, batch_size=batch,
-                                        max_batches=train_batches), "train")
+    valid_out = out if split == "valid" else _collect(forward, pipeline.eval_dataset(
+        data_dir, "valid", read, batch_size=batch, with_meta=True), "valid") if predictions else None
+    # The chosen checkpoint's confusion and top-k on every split (macro-F1, top-5 in eval.json)
+    tallies = {"train": _tally(forward, pipeline.eval_dataset(
+        data_dir, "train", read, batch_size=batch, max_batches=train_batches), k, "train"),
+        "valid": _tally_collected(valid_out, k) if valid_out else _tally(forward, valid_ds, k, "valid"),
+        split: _tally_collected(out, k)}
     preds = out["probs"].argmax(axis=1)
-    cm = confusion_matrix(out["labels"], preds, len(classes))
+    cm = tallies[split][0]
+    train_cm = tallies["train"][0]
     outside = sum(spec.out_of_range(int(h), int(w), scale) for h, w in out["sizes"])
     result = {
         "run": str(run.dir),
@@ -265,16 +273,18 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
         "damaged": [{"name": Path(p).name, "reason": why} for p, why in broken],
         "chosen": {"name": chosen["name"], "step": chosen["step"], "reason": reason},
         "at_chance": never_learned,
-        "accuracy": {"train": train["acc"], "valid": chosen["valid_acc"],
+        "accuracy": {"train": float(np.trace(train_cm) / train_cm.sum()),
+                     "valid": chosen["valid_acc"],
                      "test": float((preds == out["labels"]).mean()) if split == "test" else None},
-        "examples": {"train": train["examples"], split: len(preds)},
+        **metrics.eval_fields(tallies, classes),
+        "examples": {"train": int(train_cm.sum()), split: len(preds)},
         "train_batches": train_batches,
         "split": split,
         "scale": scale,
         "out_of_range": {"split": split, "count": int(outside),
                          "size_min": list(spec.size_min), "size_max": list(spec.size_max)},
         "classes": classes,
-        "per_class": per_class(cm, classes),
+        "per_class": metrics.per_class(cm, classes),
         "confusion": cm.tolist(),
         "errors": misclassified(out, classes),
         "karyotype": None,
@@ -289,9 +299,7 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
                                     other or safe_name(info.name))
             result["karyotype"]["karyograms"] = [str(p.relative_to(run.dir)) for p in drawn]
     if predictions is not None:
-        parts = [out] if split == "valid" else [
-            _collect(forward, pipeline.eval_dataset(data_dir, "valid", read, batch_size=batch,
-                                                    with_meta=True), "valid"), out]
+        parts = [out] if split == "valid" else [valid_out, out]
         atomic_write(predictions, predictions_csv(parts, classes))
     # A partial evaluation (--ckpt) or one on other data writes beside the selection's files.
     if other:
@@ -364,14 +372,22 @@ def evaluate_seeds(seed_dirs: list[Path], **options) -> dict:
 
 def summary(result: dict, predictions: Path | None = None) -> str:
     """A short text table of an eval.json dict."""
+    from anet.report import metric_cells
+
     acc, n = result["accuracy"], result["examples"]
     on = f" on {result['dataset']['dir']}" if result.get("other_dataset") else ""
     lines = [f"{result['run']}{on}: chose {result['chosen']['name']} ({result['chosen']['reason']})",
-             f"{'split':<6} {'accuracy':>9} {'examples':>9}"]
+             f"{'split':<6} {'accuracy':>9} {'top-5':>7} {'macro-F1':>9} {'examples':>9}"]
     for s in ("train", "valid", "test"):
         if acc.get(s) is not None:
             count = n.get(s, result["dataset"]["totals"].get(s, ""))
-            lines.append(f"{s:<6} {acc[s]:>9.4f} {count:>9}")
+            top5, f1 = metric_cells(result, s)
+            lines.append(f"{s:<6} {acc[s]:>9.4f} {top5:>7} {f1:>9} {count:>9}")
+    absent = {s: c for s, c in (result.get("absent_classes") or {}).items() if c}
+    if absent:
+        lines.append("macro-F1 leaves out classes absent from a split: " + "; ".join(
+            f"{s}: {', '.join(map(str, c[:6]))}" + (f" and {len(c) - 6} more" if len(c) > 6 else "")
+            for s, c in absent.items()))
     k = result.get("karyotype")
     if k:
         lines.append(f"karyotype ({k['split']}, {k['cells']} cells, {k['chromosomes']} chromosomes): "
@@ -384,58 +400,3 @@ def summary(result: dict, predictions: Path | None = None) -> str:
     lines.append(f"wrote {paths.dir / files[0]}, {', '.join(files[1:])}"
                  + (f", {predictions}" if predictions else ""))
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- plots
-
-
-def plot_confusion(cm: np.ndarray, classes, path: Path, title: str = "confusion",
-                   normalize: bool = False) -> Path:
-    """Confusion matrix heat map with class names on both axes and counts in the cells
-    (``normalize``: each row divided by its class's count, shown as fractions 0..1)."""
-    plt = pyplot()
-    cm = np.asarray(cm)
-    k = len(classes)
-    if normalize:
-        support = cm.sum(axis=1, keepdims=True)
-        cm = np.divide(cm, support, out=np.zeros(cm.shape), where=support > 0)
-    side = min(max(4.0, 0.4 * k + 2), 14.0)
-    fig, ax = plt.subplots(figsize=(side + 1, side), dpi=100)
-    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    long_names = k > 12 or max((len(str(c)) for c in classes), default=0) > 3
-    ax.set_xticks(range(k), classes, rotation=45 if long_names else 0, ha="right" if long_names else "center")
-    ax.set_yticks(range(k), classes)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title)
-    if k <= 30:
-        hi = cm.max() if cm.size else 0
-        for i in range(k):
-            for j in range(k):
-                if cm[i, j] >= (0.005 if normalize else 1):
-                    text = f"{cm[i, j]:.2f}".lstrip("0") if normalize else str(cm[i, j])
-                    ax.text(j, i, text, ha="center", va="center", fontsize=10 if k <= 10 else 7,
-                            color="white" if cm[i, j] > hi / 2 else "black")
-    fig.tight_layout()
-    return save_figure(fig, path, bbox_inches="tight")  # keep labels tight_layout clips
-
-
-def plot_errors(errors: list, classes, path: Path, total: int) -> Path:
-    """Gallery of misclassified images (preprocessed inputs, min-max scaled) with true/predicted."""
-    plt = pyplot()
-    cols = 8
-    rows = max(1, -(-len(errors) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.9 + 0.4), dpi=100,
-                             squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (img, true, pred, p, fname, cell) in zip(axes.flat, errors):
-        img = (img - img.min()) / max(float(img.max() - img.min()), 1e-6)
-        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray")
-        where = Path(fname).name + (f"\ncell {cell}" if cell else "")
-        ax.set_title(f"{where}\ntrue {classes[true]} pred {classes[pred]} {p:.2f}", fontsize=7)
-    shown = f"first {len(errors)} of {total}" if total > len(errors) else f"all {total}"
-    fig.suptitle(f"misclassified: {shown}" if total else "no misclassified images", fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path, bbox_inches="tight")  # keep labels tight_layout clips

@@ -65,8 +65,42 @@ def draw_curves(ax, rows: list[dict], ckpts: list[checkpoints.CheckpointState],
         ax.legend(loc="lower right", fontsize=8)
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def draw_loss(ax, rows: list[dict]) -> None:
+    """Training loss (mean since the last check) and validation loss over steps."""
+    checks = [r for r in rows if r.get("kind") == "check" and _number(r.get("train_loss"))]
+    valid = [r for r in rows if _number(r.get("valid_loss"))]
+    ax.plot([r["step"] for r in checks], [r["train_loss"] for r in checks], color="#f0a35e",
+            label="training loss (mean since last check)")
+    ax.plot([r["step"] for r in valid], [r["valid_loss"] for r in valid], color="#a04000",
+            marker=".", label="validation loss")
+    ax.set_ylabel("loss")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+
+
+def draw_lr(ax, rows: list[dict]) -> None:
+    """The learning rate each logged step trained with (a step line: constant between logged
+    steps, as under Algorithm 1; a log axis when it spans more than a factor of 10)."""
+    points = sorted({int(r["step"]): float(r["lr"]) for r in rows
+                     if _number(r.get("lr")) and _number(r.get("step"))}.items())
+    ax.plot([p[0] for p in points], [p[1] for p in points], color="#c0392b",
+            drawstyle="steps-pre", marker=".", ms=3, label="learning rate")
+    lrs = [p[1] for p in points if p[1] > 0]
+    if lrs and max(lrs) / min(lrs) > 10:
+        ax.set_yscale("log")
+    ax.set_ylabel("learning rate")
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+
+
 def plot_curves(run_dir: str | Path) -> Path | None:
-    """Training vs validation accuracy over steps with checkpoint markers -> ``curves.png``.
+    """``curves.png``: three panels over one step axis: accuracy (training and validation, saved
+    checkpoints, learning-rate changes), loss (training and validation) and the learning rate,
+    each legend outside its curves.
 
     Returns the path, or None when the run has logged nothing yet.
     """
@@ -77,11 +111,17 @@ def plot_curves(run_dir: str | Path) -> Path | None:
     if not rows:
         return None
     ckpts = checkpoints.list_checkpoints(paths.checkpoints)
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    draw_curves(ax, rows, ckpts)
-    ax.set_title(f"{run_dir.name}: accuracy ({len(ckpts)} checkpoints)")
+    fig, (acc, loss, lr) = plt.subplots(3, 1, figsize=(10, 8), dpi=100, sharex=True,
+                                        gridspec_kw={"height_ratios": (3, 2, 1.3)})
+    draw_curves(acc, rows, ckpts, legend=False)
+    acc.set_xlabel("")
+    draw_loss(loss, rows)
+    draw_lr(lr, rows)
+    for ax in (acc, loss, lr):
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    acc.set_title(f"{run_dir.name}: accuracy, loss and learning rate ({len(ckpts)} checkpoints)")
     fig.tight_layout()
-    return save_figure(fig, paths.curves)
+    return save_figure(fig, paths.curves, bbox_inches="tight")  # keep the outside legends
 
 
 def plot_figure3(panels: list[tuple], title: str, path: Path, cols: int = 3) -> Path:
@@ -157,6 +197,14 @@ def fmt_acc(v) -> str:
     return fmt_num(v, 4)
 
 
+def metric_cells(result: dict, split: str) -> tuple[str, str]:
+    """(top-5 accuracy, macro-F1) of an eval.json dict on ``split`` as table cells: 4 decimals,
+    ``n/a`` for top-5 with 5 classes or fewer, ``-`` where not measured (or an older eval.json)."""
+    top5 = result.get("top5_accuracy", {})
+    top5 = "n/a" if top5 is None else fmt_acc((top5 or {}).get(split))
+    return top5, fmt_acc((result.get("macro_f1") or {}).get(split))
+
+
 def run_name(run: str | Path) -> str:
     """A run's short name: its folder, ``PARENT/seed-N`` for one seed of a ``--seeds`` folder."""
     from anet.runs import SEED_RUN
@@ -173,8 +221,30 @@ def _cell(values: list) -> str:
     return fmt_mean_std(values) + (f" (n={n})" if n > 1 else "") if n else "-"
 
 
+# Table 2's columns per dataset: (eval.json key, split) and their names.
+TABLE2_COLUMNS = tuple(("accuracy", s) for s in SPLITS) + (
+    ("top5_accuracy", "valid"), ("top5_accuracy", "test"), ("macro_f1", "valid"), ("macro_f1", "test"))
+TABLE2_NAMES = SPLITS + ("top-5 valid", "top-5 test", "macro-F1 valid", "macro-F1 test")
+
+
+def table2_cells(evals: list[dict], cell=None) -> list[str]:
+    """One experiment's Table 2 cells on one dataset (:data:`TABLE2_COLUMNS`): ``cell`` of the
+    values over its evaluated runs (default: one value, or mean ± std (n=N) over seeds); top-5 is
+    ``n/a`` where every run has 5 classes or fewer."""
+    cell = cell or _cell
+    out = []
+    for key, split in TABLE2_COLUMNS:
+        if key == "top5_accuracy" and evals and all(
+                key in e and e[key] is None for e in evals):
+            out.append("n/a")
+        else:
+            out.append(cell([(e.get(key) or {}).get(split) for e in evals]))
+    return out
+
+
 def table2(evals: list, as_csv: bool = False) -> str:
-    """The paper's Table 2: a row per model, train/valid/test accuracy per dataset.
+    """The paper's Table 2: a row per model, train/valid/test accuracy per dataset, then top-5
+    accuracy and macro-F1 on valid and test (eval.json's ``top5_accuracy``, ``macro_f1``).
 
     Args:
         evals: eval.json dicts (with ``run``, ``model``, ``dataset.name``, ``accuracy``), or
@@ -187,10 +257,10 @@ def table2(evals: list, as_csv: bool = False) -> str:
     for g, pair in zip(groups, pairs):
         name = run_name(g[0]["run"]) if len(g) == 1 else Path(g[0]["run"]).parent.name
         label = pair[0] if pairs.count(pair) == 1 else f"{pair[0]} ({name})"
-        rows.setdefault(label, {})[pair[1]] = [e["accuracy"] for e in g]
-    header = ["Model"] + [f"{d} {s}" for d in datasets for s in SPLITS]
-    body = [[label] + [_cell([a.get(s) for a in accs.get(d, [])]) for d in datasets
-                       for s in SPLITS] for label, accs in rows.items()]
+        rows.setdefault(label, {})[pair[1]] = table2_cells(g)
+    header = ["Model"] + [f"{d} {s}" for d in datasets for s in TABLE2_NAMES]
+    body = [[label] + [c for d in datasets for c in cells.get(d, ["-"] * len(TABLE2_NAMES))]
+            for label, cells in rows.items()]
     return render(header, body, as_csv)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from anet import karyotype, paper
 from anet.data.splits import SPLITS
 from anet.files import safe_name
-from anet.report import fmt_acc, fmt_num, plot_figure3, run_name, table1_rows
+from anet.report import TABLE2_NAMES, fmt_acc, fmt_num, plot_figure3, run_name, table1_rows, table2_cells
 from anet.report_data import Experiment, RunView, datasets, fmt_mean_std, read_json
 from anet.runlog import code_version
 from anet.runs import RunPaths
@@ -102,30 +102,33 @@ def table2(experiments: list[Experiment]) -> Table:
     evaluated seed runs with n per dataset; the paper's row under each model it reports."""
     done = [e for e in experiments if e.evaluated]
     names = list(dict.fromkeys(e.dataset for e in done))
-    header = ("Model",) + tuple(s for _ in names for s in ("n",) + SPLITS)
+    width = 1 + len(TABLE2_NAMES)
+    header = ("Model",) + tuple(s for _ in names for s in ("n",) + TABLE2_NAMES)
     cells: dict[str, dict] = {}
     models: dict[str, str] = {}
     for label, e in zip(_row_labels(done), done):
         models[label] = e.model
-        accs = [r.eval["accuracy"] for r in e.evaluated]
-        cells.setdefault(label, {})[e.dataset] = [str(len(accs))] + [
-            fmt_mean_std(a.get(s) for a in accs) for s in SPLITS]
+        evals = [r.eval for r in e.evaluated]
+        cells.setdefault(label, {})[e.dataset] = [str(len(evals))] + table2_cells(evals, fmt_mean_std)
     body, classes, shown = [], [], set()
     for label, by_data in cells.items():
-        body.append((label,) + tuple(c for d in names for c in by_data.get(d, ["-"] * 4)))
+        body.append((label,) + tuple(c for d in names for c in by_data.get(d, ["-"] * width)))
         classes.append("")
         model = models[label]
         figures = {d: paper.table2(model, d) for d in names}
         if model not in shown and any(figures.values()):
             shown.add(model)
+            paper_cells = {d: [f"{v:.3f}" for v in figures[d]] if figures[d] else ["", "", ""]
+                           for d in names}
             body.append((f"{model} ({paper.TITLE})",) + tuple(
-                c for d in names for c in (["", *(f"{v:.3f}" for v in figures[d])]
-                                           if figures[d] else ["", "", "", ""])))
+                c for d in names for c in ["", *paper_cells[d]] + [""] * (width - 4)))
             classes.append("paper")
-    return Table(header, tuple(body), "Table 2. Accuracy on train / valid / test: mean ± sample "
-                 "standard deviation over the n evaluated seed runs of each experiment, at the "
-                 "checkpoint chosen on valid. Shaded rows: the paper's figures (one run each).",
-                 tuple(classes), id="table2", groups=tuple((d, 4) for d in names))
+    return Table(header, tuple(body), "Table 2. Accuracy on train / valid / test, then top-5 "
+                 "accuracy (n/a with 5 classes or fewer) and macro-F1 (mean F1 over the classes "
+                 "present in the split) on valid and test: mean ± sample standard deviation over "
+                 "the n evaluated seed runs of each experiment, at the checkpoint chosen on valid. "
+                 "Shaded rows: the paper's figures (one run each; accuracy only).",
+                 tuple(classes), id="table2", groups=tuple((d, width) for d in names))
 
 
 def per_run_table(experiments: list[Experiment]) -> Table:
@@ -133,13 +136,14 @@ def per_run_table(experiments: list[Experiment]) -> Table:
     rows = []
     for e in experiments:
         for r in e.evaluated:
-            ch, acc = r.chosen, r.eval["accuracy"]
+            ch = r.chosen
             rows.append((r.name, r.model, r.dataset, "-" if r.seed is None else str(r.seed),
                          f"{ch['name']} (step {ch['step']})", ch.get("reason", ""),
-                         *(fmt_acc(acc.get(s)) for s in SPLITS)))
+                         *table2_cells([r.eval], lambda v: fmt_acc(v[0]))))
     return Table(("Run", "Model", "Dataset", "Seed", "Chosen checkpoint", "Why", "Train", "Valid",
-                  "Test"), tuple(rows), "Table 2, per run: the checkpoint `anet evaluate` chose "
-                 "and its accuracies.", id="table2-runs")
+                  "Test", "Top-5 valid", "Top-5 test", "Macro-F1 valid", "Macro-F1 test"),
+                 tuple(rows), "Table 2, per run: the checkpoint `anet evaluate` chose, its "
+                 "accuracies, top-5 accuracy and macro-F1.", id="table2-runs")
 
 
 # --------------------------------------------------------------------------- sections
@@ -267,7 +271,7 @@ def _karyotype(r: RunView) -> list:
 
 
 def _run_section(r: RunView, figdir: Path) -> list:
-    from anet.evaluate import plot_confusion
+    from anet.plotting import plot_confusion
 
     blocks = [Heading(f"{r.name}: {r.model} on {r.dataset}", 3, id=f"run-{safe_name(r.name)}")]
     if not r.eval:
@@ -282,7 +286,7 @@ def _run_section(r: RunView, figdir: Path) -> list:
     if ev.get("confusion") and ev.get("classes"):
         split = ev.get("split", "test")
         path = plot_confusion(ev["confusion"], ev["classes"], figdir / f"confusion-{safe_name(r.name)}.png",
-                              title=f"{r.name}: {split} confusion (row-normalised)", normalize=True)
+                              title=f"{r.name}: {split} confusion", views=("normalised",))
         side.append(Figure(path, f"Confusion matrix of {r.name} on {split}, each row divided by "
                            "the class's count (recall on the diagonal)."))
     if ev.get("per_class"):

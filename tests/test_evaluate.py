@@ -45,18 +45,6 @@ def test_select_best_empty():
         ev.select_best([])
 
 
-def test_confusion_and_per_class():
-    labels = np.array([0, 0, 0, 1, 1, 2])
-    preds = np.array([0, 0, 1, 1, 1, 1])
-    cm = ev.confusion_matrix(labels, preds, 3)
-    assert cm.tolist() == [[2, 1, 0], [0, 2, 0], [0, 1, 0]]
-    rows = ev.per_class(cm, ["a", "b", "c"])
-    assert rows[0] == {"class": "a", "precision": 1.0, "recall": pytest.approx(2 / 3),
-                       "f1": pytest.approx(0.8), "support": 3}
-    assert rows[1]["precision"] == pytest.approx(0.5) and rows[1]["recall"] == 1.0
-    assert rows[2] == {"class": "c", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
-
-
 # --------------------------------------------------------------------------- end to end
 
 
@@ -119,6 +107,12 @@ def test_eval_json_contents(run, evaluated):
     assert cm.shape == (3, 3) and cm.sum() == 24
     assert np.trace(cm) / 24 == pytest.approx(acc["test"])
     assert [r["class"] for r in on_disk["per_class"]] == ["0", "1", "2"]
+    # top-5 is n/a with 3 classes; macro-F1 of the chosen checkpoint on every split
+    assert on_disk["top5_accuracy"] is None and "n/a" in ev.summary(on_disk)
+    f1 = on_disk["macro_f1"]
+    assert f1["test"] == pytest.approx(np.mean([r["f1"] for r in on_disk["per_class"]]))
+    assert all(0 <= f1[s] <= 1 for s in ("train", "valid"))
+    assert on_disk["absent_classes"] == {"train": [], "valid": [], "test": []}
     assert on_disk["karyotype"] is None  # 3 classes: no per-cell assignment
     assert len(on_disk["errors"]) == 24 - np.trace(cm)  # each misclassified file and cell named
     assert all(e["file"].endswith(".jpg") and e["cell"].startswith("cell") for e in on_disk["errors"])
@@ -138,6 +132,7 @@ def test_split_valid_never_opens_test(run, monkeypatch, capsys):
     assert "test" not in opened
     assert result["chosen"]["name"] == "ckpt-00000072" and "--ckpt" in result["chosen"]["reason"]
     assert result["accuracy"]["test"] is None and result["examples"]["train"] == 8
+    assert result["macro_f1"]["test"] is None and result["macro_f1"]["valid"] is not None
     assert "chose ckpt-00000072" in capsys.readouterr().out
 
 
@@ -156,6 +151,12 @@ def test_karyotype_run_reports_per_cell_accuracy(tmp_path):
     assert all(Image.open(run / p).format == "PNG" for p in k["karyograms"])
     assert k["cells"] == 8 and k["chromosomes"] == 48 and k["split"] == "test"
     assert k["accuracy_before"] == pytest.approx(result["accuracy"]["test"])
+    top5, acc = result["top5_accuracy"], result["accuracy"]
+    assert all(acc[s] <= top5[s] <= 1 for s in ("train", "valid", "test"))
+    # one train batch of 8 images cannot hold 24 classes: the absent ones are named, left out
+    # of macro-F1, and the summary says so
+    assert len(result["absent_classes"]["train"]) >= 16 and result["absent_classes"]["test"] == []
+    assert "macro-F1 leaves out classes absent from a split: train: " in ev.summary(result)
     assert 0 <= k["accuracy_after"] <= 1
     # 6 chromosomes per cell: every call is a loss-riddled one, never the 46,XY truth
     calls = k["calls"]

@@ -10,11 +10,12 @@ from anet.report import report, table1, table2
 from tests.cli import run_cli
 
 
-def eval_json(run_dir, model, dataset, train, valid, test):
+def eval_json(run_dir, model, dataset, train, valid, test, **more):
+    """A hand-written eval.json (``more``: top5_accuracy, macro_f1; left out as in older files)."""
     run_dir.mkdir(parents=True)
     doc = {"run": str(run_dir), "model": model,
            "dataset": {"name": dataset, "totals": {"total": 10}},
-           "accuracy": {"train": train, "valid": valid, "test": test}}
+           "accuracy": {"train": train, "valid": valid, "test": test}, **more}
     (run_dir / "eval.json").write_text(json.dumps(doc))
     return run_dir
 
@@ -22,26 +23,36 @@ def eval_json(run_dir, model, dataset, train, valid, test):
 @pytest.fixture
 def runs(tmp_path):
     return [
-        eval_json(tmp_path / "anetc6_mnist", "anetc6", "mnist", 0.9991, 0.9921, 0.99),
+        eval_json(tmp_path / "anetc6_mnist", "anetc6", "mnist", 0.9991, 0.9921, 0.99,
+                  top5_accuracy={"train": 1.0, "valid": 0.99995, "test": 0.9999},
+                  macro_f1={"train": 0.999, "valid": 0.99201, "test": 0.98998}),
         eval_json(tmp_path / "alexnet_mnist", "alexnet", "mnist", 1.0, 0.98765, 0.9812),
-        eval_json(tmp_path / "anetc6_cifar", "anetc6", "cifar", 0.95, 0.8, None),
+        eval_json(tmp_path / "anetc6_cifar", "anetc6", "cifar", 0.95, 0.8, None,
+                  top5_accuracy=None, macro_f1={"train": 0.9, "valid": 0.75, "test": None}),
     ]
 
 
+MNIST = ("mnist train | mnist valid | mnist test | mnist top-5 valid | mnist top-5 test | "
+         "mnist macro-F1 valid | mnist macro-F1 test")
+
+
 def test_table2_markdown(runs):
+    # top-5 n/a with 5 classes or fewer (top5_accuracy null); '-' where not measured (an
+    # eval.json written before top-5 and macro-F1 existed, or a split not evaluated)
     assert report(runs) == (
-        "| Model | mnist train | mnist valid | mnist test | cifar train | cifar valid | cifar test |\n"
-        "|---|---|---|---|---|---|---|\n"
-        "| anetc6 | 0.9991 | 0.9921 | 0.9900 | 0.9500 | 0.8000 | - |\n"
-        "| alexnet | 1.0000 | 0.9877 | 0.9812 | - | - | - |"
+        f"| Model | {MNIST} | {MNIST.replace('mnist', 'cifar')} |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| anetc6 | 0.9991 | 0.9921 | 0.9900 | 1.0000 | 0.9999 | 0.9920 | 0.9900 "
+        "| 0.9500 | 0.8000 | - | n/a | n/a | 0.7500 | - |\n"
+        "| alexnet | 1.0000 | 0.9877 | 0.9812 | - | - | - | - | - | - | - | - | - | - | - |"
     )
 
 
 def test_table2_csv(runs):
     assert report(runs, as_csv=True).splitlines() == [
-        "Model,mnist train,mnist valid,mnist test,cifar train,cifar valid,cifar test",
-        "anetc6,0.9991,0.9921,0.9900,0.9500,0.8000,-",
-        "alexnet,1.0000,0.9877,0.9812,-,-,-",
+        "Model," + MNIST.replace(" | ", ",") + "," + MNIST.replace(" | ", ",").replace("mnist", "cifar"),
+        "anetc6,0.9991,0.9921,0.9900,1.0000,0.9999,0.9920,0.9900,0.9500,0.8000,-,n/a,n/a,0.7500,-",
+        "alexnet,1.0000,0.9877,0.9812,-,-,-,-,-,-,-,-,-,-,-",
     ]
 
 
@@ -136,17 +147,22 @@ def test_save_figure_is_atomic_and_closes(tmp_path):
 def test_a_seeds_folder_is_one_row_of_mean_std_and_n(tmp_path, monkeypatch, capsys):
     exp = tmp_path / "fm_anetc6"
     for seed, (valid, test) in enumerate([(0.86, 0.85), (0.88, 0.87), (0.87, 0.89)]):
-        eval_json(exp / f"seed-{seed}", "anetc6", "fashion", 0.9, valid, test)
+        eval_json(exp / f"seed-{seed}", "anetc6", "fashion", 0.9, valid, test,
+                  top5_accuracy={"valid": 0.99, "test": 0.98 + seed / 100},
+                  macro_f1={"valid": valid - 0.01, "test": test - 0.01})
     single = eval_json(tmp_path / "fm_alexnet", "alexnet", "fashion", 0.95, 0.9, None)
     # valid: mean 0.87, sample std 0.01; test: mean 0.87, std 0.02
     assert report([exp, single]).splitlines()[2:] == [
-        "| anetc6 | 0.9000 ± 0.0000 (n=3) | 0.8700 ± 0.0100 (n=3) | 0.8700 ± 0.0200 (n=3) |",
-        "| alexnet | 0.9500 | 0.9000 | - |",
+        "| anetc6 | 0.9000 ± 0.0000 (n=3) | 0.8700 ± 0.0100 (n=3) | 0.8700 ± 0.0200 (n=3) "
+        "| 0.9900 ± 0.0000 (n=3) | 0.9900 ± 0.0100 (n=3) | 0.8600 ± 0.0100 (n=3) "
+        "| 0.8600 ± 0.0200 (n=3) |",
+        "| alexnet | 0.9500 | 0.9000 | - | - | - | - | - |",
     ]
     rows = report([exp], per_seed=True).splitlines()[2:]
     assert [r.split(" | ")[0] for r in rows] == [
         "| anetc6 (fm_anetc6/seed-0)", "| anetc6 (fm_anetc6/seed-1)", "| anetc6 (fm_anetc6/seed-2)"]
     code, out, _ = run_cli(["report", exp, "--per-seed", "--csv"], capsys)
-    assert code == 0 and out.splitlines()[1] == "anetc6 (fm_anetc6/seed-0),0.9000,0.8600,0.8500"
+    assert code == 0 and out.splitlines()[1] == \
+        "anetc6 (fm_anetc6/seed-0),0.9000,0.8600,0.8500,0.9900,0.9800,0.8500,0.8400"
     code, _, err = run_cli(["report", exp, "--per-seed", "--html", tmp_path / "r.html"], capsys)
     assert code == 2 and "--per-seed is for the text table" in err

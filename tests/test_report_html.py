@@ -122,6 +122,8 @@ def fake_run(run, data, model, accs, seed=0, evaluated=True, karyotype=None):
         "dataset": {"name": meta["name"], "dir": str(data), "totals": meta["totals"], "sha256": "cd" * 32},
         "chosen": {"name": "ckpt-00000030", "step": 30, "reason": "highest valid accuracy"},
         "accuracy": dict(zip(("train", "valid", "test"), accs)), "examples": {"train": 8, "test": 4},
+        "top5_accuracy": None if k <= 5 else {"train": 1.0, "valid": 0.999, "test": 0.998},
+        "macro_f1": dict(zip(("train", "valid", "test"), (a - 0.01 for a in accs))),
         "split": "test", "classes": classes, "confusion": cm,
         "per_class": [{"class": c, "precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 7}
                       for c in classes], "karyotype": karyotype}))
@@ -176,13 +178,16 @@ def test_html_page_structure(runs, tmp_path, capsys):
     assert t1["rows"][2][1:5] == ["70000", "62584", "3550", "3596"]
 
     t2 = page.table("table2")
-    assert t2["rows"][0] == ["Model", "mnist", "synthetic-karyotype"]  # dataset over 4 columns
-    assert t2["rows"][1] == ["n", "train", "valid", "test"] * 2
+    assert t2["rows"][0] == ["Model", "mnist", "synthetic-karyotype"]  # dataset over 8 columns
+    assert t2["rows"][1] == ["n", "train", "valid", "test", "top-5 valid", "top-5 test",
+                             "macro-F1 valid", "macro-F1 test"] * 2
     body = {r[0]: r[1:] for r in t2["rows"][2:]}
-    # the two seed runs are one row: n = 2, mean ± sample std
-    assert body["anetc6"][:4] == ["2", "1.0000 ± 0.0000", "0.9700 ± 0.0141", "0.9800 ± 0.0141"]
-    assert body["anetc6"][4:] == ["1", "0.9000", "0.8000", "0.7000"]
-    assert body["anetc6 (ANet-c6 paper)"][:4] == ["", "1.000", "0.983", "0.984"]
+    # the two seed runs are one row: n = 2, mean ± sample std; top-5 n/a with 3 classes
+    assert body["anetc6"][:8] == ["2", "1.0000 ± 0.0000", "0.9700 ± 0.0141", "0.9800 ± 0.0141",
+                                  "n/a", "n/a", "0.9600 ± 0.0141", "0.9700 ± 0.0141"]
+    assert body["anetc6"][8:] == ["1", "0.9000", "0.8000", "0.7000", "0.9990", "0.9980", "0.7900",
+                                  "0.6900"]
+    assert body["anetc6 (ANet-c6 paper)"][:8] == ["", "1.000", "0.983", "0.984", "", "", "", ""]
     assert body["alexnet"][:4] == ["1", "0.9900", "0.9500", "0.9400"]
     assert "alexnet (ANet-c6 paper)" in body and "vgg16" not in body
 
