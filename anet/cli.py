@@ -193,6 +193,9 @@ def evaluate(run_dir, split, ckpt, batch_size, train_batches, predictions, scale
              overrides) -> None:
     """Score every checkpoint on valid, test the best one; writes eval.json and plots.
 
+    eval.json holds accuracy, top-5 accuracy (n/a with 5 classes or fewer) and macro-F1 per
+    split; confusion.png shows counts beside row-normalised; both also go to RUN/tensorboard.
+
     With --set data.dir=OTHER the run's selected checkpoint is scored on another prepared
     dataset (read with the run's own input contract) and written to eval-NAME.json; the
     run's eval.json is kept.
@@ -263,7 +266,8 @@ def visualize(run_dir, layers, samples, split, images, out, ckpt, compare) -> No
 @click.option("--per-seed", is_flag=True,
               help="A row per seed run instead of one mean ± std row per --seeds folder.")
 def report(runs, run_dirs, datasets, as_csv, html_out, md_out, visualize, per_seed) -> None:
-    """Paper Table 2 for evaluated RUNS (from eval.json) and Table 1 for --dataset folders;
+    """Paper Table 2 for evaluated RUNS (from eval.json: accuracy per split, top-5 and
+    macro-F1 on valid and test) and Table 1 for --dataset folders;
     --html/--md: the whole comparison as one page. A RUN holding seed-N folders (anet train
     --seeds) is one experiment: mean ± std (n) over its seeds; --per-seed lists each."""
     runs = tuple(runs) + tuple(run_dirs)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anet import checkpoints, karyotype, metrics, progress, stall
+from anet import checkpoints, karyotype, metrics, progress, stall, tboard
 from anet.config import dump_yaml
 from anet.data.info import DatasetInfo
 from anet.errors import AnetError
@@ -90,23 +90,15 @@ def _collect(forward, ds, split: str) -> dict:
 
 def _tally(forward, ds, k: int, split: str) -> tuple[np.ndarray, int]:
     """(confusion matrix, top-k hits) of a split of (image, label) batches, batch by batch."""
-    cm, top, n = np.zeros((k, k), dtype=np.int64), 0, 0
+    cm, top = np.zeros((k, k), dtype=np.int64), 0
     for x, y in ds:
-        p, y = forward(x).numpy(), y.numpy()
-        cm += metrics.confusion_matrix(y, p.argmax(axis=1), k)
-        top += metrics.top_k_correct(p, y)
-        n += len(y)
-    if not n:
+        c, t = metrics.tally(forward(x).numpy(), y.numpy(), k)
+        cm, top = cm + c, top + t
+    if not cm.sum():
         from anet.data.pipeline import empty_split  # TF is loaded by now
 
         raise AnetError(empty_split(split))
     return cm, top
-
-
-def _tally_collected(out: dict, k: int) -> tuple[np.ndarray, int]:
-    """:func:`_tally` of a split already collected (probabilities in memory)."""
-    return (metrics.confusion_matrix(out["labels"], out["probs"].argmax(axis=1), k),
-            metrics.top_k_correct(out["probs"], out["labels"]))
 
 
 def misclassified(out: dict, classes) -> list[dict]:
@@ -255,8 +247,8 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     # The chosen checkpoint's confusion and top-k on every split (macro-F1, top-5 in eval.json)
     tallies = {"train": _tally(forward, pipeline.eval_dataset(
         data_dir, "train", read, batch_size=batch, max_batches=train_batches), k, "train"),
-        "valid": _tally_collected(valid_out, k) if valid_out else _tally(forward, valid_ds, k, "valid"),
-        split: _tally_collected(out, k)}
+        "valid": metrics.tally(valid_out["probs"], valid_out["labels"], k) if valid_out
+        else _tally(forward, valid_ds, k, "valid"), split: metrics.tally(out["probs"], out["labels"], k)}
     preds = out["probs"].argmax(axis=1)
     cm = tallies[split][0]
     train_cm = tallies["train"][0]
@@ -315,6 +307,8 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     plot_confusion(cm, classes, files[1],
                    title=f"{Path(run.dir).name} {chosen['name']}: {on}{split} confusion")
     plot_errors(out["errors"], classes, files[2], total=int((preds != out["labels"]).sum()))
+    if files[0] == run.paths.eval:  # the selection: at the newest step scored, so the last wins
+        tboard.write_eval(run.paths.tensorboard, result, max(c.step for c in candidates), files[1])
     if outside:
         print(f"warning: {outside} of {len(preds)} {split} images are outside the training size "
               f"range ({spec.size_min[0]}x{spec.size_min[1]} .. {spec.size_max[0]}x"

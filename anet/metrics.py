@@ -67,6 +67,11 @@ def top_k_correct(probs: np.ndarray, labels: np.ndarray, k: int = TOP_K) -> int:
     return int(((probs > true_p[:, None]).sum(axis=1) < k).sum())
 
 
+def tally(probs: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, int]:
+    """(confusion matrix, top-:data:`TOP_K` hits) of predicted probabilities over ``k`` classes."""
+    return confusion_matrix(labels, np.asarray(probs).argmax(axis=1), k), top_k_correct(probs, labels)
+
+
 def has_top_k(num_classes: int, k: int = TOP_K) -> bool:
     """Top-k accuracy means something only with more than k classes."""
     return num_classes > k

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from anet import tboard
 from anet.files import atomic_write
 from anet.runs import RunPaths
 
@@ -86,7 +87,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 class MetricsLog:
-    """Appends metric rows to ``metrics.jsonl`` and mirrors numbers to TensorBoard."""
+    """Appends metric rows to ``metrics.jsonl`` and draws their curves in TensorBoard
+    (:mod:`anet.tboard`: train/ and valid/ writers; bookkeeping stays in the file)."""
 
     def __init__(self, run_dir: str | Path, resume_step: int = 0):
         paths = RunPaths(run_dir)
@@ -98,19 +100,12 @@ class MetricsLog:
         kept = [r for r in rows if r.get("step", 0) <= resume_step]
         if len(kept) < len(rows) or (self.path.is_file() and not _ends_clean(self.path)):
             atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in kept))
-        import tensorflow as tf  # here, so reading metrics (anet report) never loads TF
-
-        self.tf = tf
-        self.writer = tf.summary.create_file_writer(str(paths.tensorboard))
+        self.writers = tboard.Writers(paths.tensorboard)  # TF loads here, not for anet report
 
     def log(self, row: dict) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
-        with self.writer.as_default(step=int(row["step"])):
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step",):
-                    self.tf.summary.scalar(f"{row.get('kind', 'train')}/{k}", v)
-        self.writer.flush()
+        self.writers.scalars(int(row["step"]), tboard.scalars(row))
 
     def close(self) -> None:
-        self.writer.close()
+        self.writers.close()

@@ -27,7 +27,7 @@ class RunPaths:
         RUN/config.yaml           resolved config (train writes it; every command reads it)
         RUN/checkpoints/          checkpoints and their index (see anet.checkpoints)
         RUN/metrics.jsonl         one row per Algorithm 1 check and per epoch
-        RUN/tensorboard/          TensorBoard scalars (and visualize/ images)
+        RUN/tensorboard/          TensorBoard: train/, valid/, test/ writers, hparams (anet.tboard)
         RUN/curves.png            training curves (train, report)
         RUN/input.json            the input contract (anet.data.contract), written at train start
         RUN/eval.json             anet evaluate's result; confusion.png, errors.png beside it

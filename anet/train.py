@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from anet import checkpoints, lock, models, progress, retention, schedule, stall
+from anet import checkpoints, lock, models, progress, retention, schedule, stall, tboard
 from anet import resume as resume_policy
 from anet.config import Config, to_dict, write_config
 from anet.data import contract, pipeline
@@ -234,6 +234,8 @@ def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.Ch
         steps_per_epoch=steps_per_epoch, budget=budget,
         stall_step=stall.check_step(budget, cfg.train.stall_share, cfg.train.eval_every_steps),
         writer=checkpoints.Writer())
+    if not resume:  # the hparams session of the run (its metrics come with `anet evaluate`)
+        tboard.write_hparams(paths.tensorboard, session.record["config"], str(paths.dir))
     return session, loop
 
 

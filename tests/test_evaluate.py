@@ -17,6 +17,7 @@ from anet.data import pipeline
 from anet.data.sources import KARYOTYPE_CLASSES
 from anet.errors import AnetError
 from anet.predict import predict_cell
+from tests.tbevents import experiment_metrics, read_events
 from tests.tinydata import write_dataset
 from tests.tinyrun import make_tiny_run
 
@@ -119,6 +120,18 @@ def test_eval_json_contents(run, evaluated):
     assert on_disk["out_of_range"]["count"] == 0 and on_disk["other_dataset"] is None
     for png in ("confusion.png", "errors.png"):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_writes_tensorboard_metrics_and_confusion(run, evaluated):
+    result, _ = evaluated
+    tb, newest = run / "tensorboard", result["checkpoints"][-1]["step"]
+    test, valid = read_events(tb / "test"), read_events(tb / "valid")
+    assert test["eval/accuracy"][-1] == (newest, pytest.approx(result["accuracy"]["test"]))
+    assert valid["eval/macro_f1"][-1] == (newest, pytest.approx(result["macro_f1"]["valid"]))
+    assert test["eval/confusion"][-1] == (newest, Image.open(run / "confusion.png").size)
+    assert "eval/top5_accuracy" not in test  # 3 classes: n/a
+    # the hparams session declares these as its metrics
+    assert ("test", "eval/accuracy") in experiment_metrics(tb)
 
 
 def test_split_valid_never_opens_test(run, monkeypatch, capsys):

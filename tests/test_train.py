@@ -20,6 +20,7 @@ from anet.config import load_config
 from anet.errors import AnetError
 from anet.runlog import read_metrics
 from anet.train import train
+from tests.tbevents import read_events, session_hparams
 from tests.tinydata import write_dataset
 from tests.tinyrun import tiny_config
 
@@ -48,7 +49,6 @@ def test_tiny_run_writes_every_artefact_and_learns(tmp_path, data):
     assert (run / "config.yaml").is_file() and load_config(run / "config.yaml").model == cfg.model
     assert load_config(run / "config.yaml").run.dir == str(run)  # where it lives, --run-dir included
     assert (run / "curves.png").stat().st_size > 5000
-    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     ckpts = checkpoints.list_checkpoints(run / "checkpoints")
     index = (run / "checkpoints" / "checkpoints.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in index] == [c.step for c in ckpts]
@@ -65,6 +65,15 @@ def test_tiny_run_writes_every_artefact_and_learns(tmp_path, data):
     assert {"train_loss", "train_acc", "lr", "images_per_sec", "best"} <= set(checks[0])
     epochs = [r for r in rows if r["kind"] == "epoch"]
     assert len(epochs) == 12 and epochs[-1]["valid_acc"] > 0.6  # 3 classes: chance is 0.33
+    # TensorBoard: train/ and valid/ writers with the same tags (overlaid), the config as hparams
+    tb = run / "tensorboard"
+    train_tb, valid_tb = read_events(tb / "train"), read_events(tb / "valid")
+    assert set(train_tb) == {"loss", "accuracy", "lr", "images_per_sec"}
+    assert set(valid_tb) == {"loss", "accuracy"}
+    assert train_tb["accuracy"] == [(r["step"], pytest.approx(r["train_acc"])) for r in checks]
+    assert valid_tb["accuracy"][-1] == (epochs[-1]["step"], pytest.approx(epochs[-1]["valid_acc"]))
+    hparams = session_hparams(tb)
+    assert hparams["model.name"] == "anetc6" and hparams["train.epochs"] == 12
     # Re-running a finished run does nothing.
     again = train(cfg, run)
     assert again.step == final.step

@@ -1,0 +1,148 @@
+"""TensorBoard summaries of a run: one scheme, written by ``anet train`` and ``anet evaluate``.
+
+Train and valid curves overlay on one chart the Keras way: a writer per split in its own
+subfolder, each writing the same tag names. Under ``RUN/tensorboard/``:
+
+    train/      loss, accuracy (mean since the last Algorithm 1 check), lr, images_per_sec
+    valid/      loss, accuracy (at each check with ``schedule.monitor: valid`` and epoch end)
+    train/ valid/ test/   eval/accuracy, eval/top5_accuracy, eval/macro_f1 of the checkpoint
+                `anet evaluate` chose; the evaluated split's folder has the image eval/confusion
+    (itself)    the hparams session: the resolved config as hyper-parameters (hparams plugin),
+                with eval/accuracy of valid/ and test/ and eval/macro_f1 of test/ as its metrics
+    visualize/  `anet visualize` images
+
+In TensorBoard's run selector a chart such as ``accuracy`` shows ``RUN/tensorboard/train`` and
+``RUN/tensorboard/valid`` as two coloured lines. Bookkeeping (epoch, streak, best, monitored,
+saved, next_lr, stall records) is not a scalar: it stays in ``metrics.jsonl``.
+
+TensorFlow and the hparams plugin are imported inside the writers, so reading a run never loads them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TRAIN, VALID, TEST = "train", "valid", "test"  # writer subfolders (TensorBoard "runs")
+
+# metrics.jsonl key -> (writer subfolder, tag); every other key is bookkeeping
+SCALARS = {
+    "train_loss": (TRAIN, "loss"),
+    "train_acc": (TRAIN, "accuracy"),
+    "lr": (TRAIN, "lr"),
+    "images_per_sec": (TRAIN, "images_per_sec"),
+    "valid_loss": (VALID, "loss"),
+    "valid_acc": (VALID, "accuracy"),
+}
+EVAL_TAGS = {"accuracy": "eval/accuracy", "top5_accuracy": "eval/top5_accuracy",
+             "macro_f1": "eval/macro_f1"}  # eval.json key -> tag (in the split's folder)
+CONFUSION_TAG = "eval/confusion"
+# (tag, writer subfolder, name in the hparams table)
+HPARAMS_METRICS = (("eval/accuracy", VALID, "valid accuracy (chosen checkpoint)"),
+                   ("eval/accuracy", TEST, "test accuracy (chosen checkpoint)"),
+                   ("eval/macro_f1", TEST, "test macro-F1 (chosen checkpoint)"))
+
+
+def scalars(row: dict) -> list[tuple[str, str, float]]:
+    """(writer subfolder, tag, value) for each number of a metrics.jsonl row that is a curve
+    (check and epoch rows; a stall record repeats numbers already drawn)."""
+    if row.get("kind") not in (None, "check", "epoch"):
+        return []
+    out = []
+    for key, (run, tag) in SCALARS.items():
+        v = row.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append((run, tag, float(v)))
+    return out
+
+
+def hparams(config: dict) -> dict:
+    """The resolved config (``config.to_dict``) as flat hparams: ``section.key`` -> a bool,
+    int, float or str (lists and other values as text, None as ``none``)."""
+    flat = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, (bool, int, float, str)):
+            flat[prefix] = value
+        elif value is None:
+            flat[prefix] = "none"
+        else:
+            flat[prefix] = str(list(value) if isinstance(value, tuple) else value)
+
+    walk("", config)
+    return flat
+
+
+def eval_scalars(result: dict) -> list[tuple[str, str, float]]:
+    """(writer subfolder, tag, value) of an eval.json dict: accuracy, top-5 and macro-F1 per split."""
+    out = []
+    for key, tag in EVAL_TAGS.items():
+        for split, v in (result.get(key) or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out.append((split, tag, float(v)))
+    return out
+
+
+class Writers:
+    """One ``tf.summary`` file writer per subfolder of ``RUN/tensorboard``, opened on first use."""
+
+    def __init__(self, folder: str | Path):
+        import tensorflow as tf
+
+        self.tf, self.folder, self._open = tf, Path(folder), {}
+
+    def __call__(self, run: str):
+        if run not in self._open:
+            self._open[run] = self.tf.summary.create_file_writer(str(self.folder / run))
+        return self._open[run]
+
+    def scalars(self, step: int, values) -> None:
+        """Write (subfolder, tag, value) triples at ``step`` and flush."""
+        for run, tag, v in values:
+            with self(run).as_default(step=step):
+                self.tf.summary.scalar(tag, v)
+        self.flush()
+
+    def flush(self) -> None:
+        for w in self._open.values():
+            w.flush()
+
+    def close(self) -> None:
+        for w in self._open.values():
+            w.close()
+        self._open = {}
+
+
+def write_hparams(folder: str | Path, config: dict, trial: str) -> None:
+    """The run's hyper-parameters as an hparams session in ``folder`` (RUN/tensorboard), with
+    :data:`HPARAMS_METRICS` declared (their values come when `anet evaluate` writes them)."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    values = hparams(config)
+    writer = tf.summary.create_file_writer(str(folder))
+    with writer.as_default():
+        hp.hparams_config(hparams=[hp.HParam(k) for k in values],
+                          metrics=[hp.Metric(tag, group=run, display_name=name)
+                                   for tag, run, name in HPARAMS_METRICS])
+        hp.hparams(values, trial_id=trial)
+    writer.close()
+
+
+def write_eval(folder: str | Path, result: dict, step: int, confusion_png: Path | None) -> None:
+    """eval.json's accuracy, top-5 and macro-F1 per split (the hparams metrics among them) and
+    the confusion figure as an image in the evaluated split's folder, all at ``step``."""
+    writers = Writers(folder)
+    try:
+        writers.scalars(step, eval_scalars(result))
+        if confusion_png is not None and Path(confusion_png).is_file():
+            tf = writers.tf
+            image = tf.image.decode_png(Path(confusion_png).read_bytes(), channels=3)
+            with writers(result.get("split", TEST)).as_default(step=step):
+                tf.summary.image(CONFUSION_TAG, image[None], max_outputs=1,
+                                 description="confusion.png of `anet evaluate`: counts and "
+                                             "row-normalised")
+    finally:
+        writers.close()
