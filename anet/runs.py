@@ -319,14 +319,16 @@ def _eval_choice(run: Run) -> str | None:
 
 
 def choose_checkpoint(run: Run, name: str | None = None) -> tuple[checkpoints.CheckpointState, str]:
-    """The checkpoint to use and why: ``name``; else the one ``anet evaluate`` chose; else the
-    best validation accuracy recorded in training (``checkpoints.select_best``); else the latest."""
+    """The checkpoint to use and why: ``name``; else the one ``anet evaluate`` chose (with
+    :func:`warn_if_stale`); else the best validation accuracy recorded in training
+    (``checkpoints.select_best``); else the latest."""
     if name:
         return run.checkpoint(name), "given with --ckpt"
     chosen = _eval_choice(run)
     if chosen:
         for c in run.ckpts:
-            if c.name == chosen:
+            if c.name == chosen:  # an evaluation that training may have overtaken since
+                warn_if_stale(run.dir, eval_result(run), run.ckpts)
                 return c, "chosen by `anet evaluate`"
         print(f"notice: {run.paths.eval} names {chosen}, which is gone; ignoring it", file=sys.stderr)
     scored = [c for c in run.ckpts if c.valid_acc is not None]
@@ -339,8 +341,6 @@ def choose_checkpoint(run: Run, name: str | None = None) -> tuple[checkpoints.Ch
 def open_chosen(run_dir: str | Path, ckpt: str | None = None, overrides=()):
     """(run, checkpoint state, why it was chosen, model with its weights) for a run directory."""
     run = open_run(run_dir, overrides)
-    if not ckpt and _eval_choice(run):  # the choice of an evaluation that may be out of date
-        warn_if_stale(run.dir, eval_result(run), run.ckpts)
     while True:
         chosen, why = choose_checkpoint(run, ckpt)
         damage = checkpoints.damaged(chosen.path)

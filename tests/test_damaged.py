@@ -69,6 +69,8 @@ def test_truncated_weights_train_resumes_from_newest_good(run, config, capsys):
     assert code == 0, err
     assert f"skipping damaged checkpoint {newest} (model.weights.h5:" in err
     assert f"resuming {run} from {previous.name}" in printed
+    # only the newest held the optimizer state: the resume says it starts that afresh
+    assert f"notice: {previous.name} holds weights only" in err
     assert checkpoints.damaged(newest) == ""
 
 
