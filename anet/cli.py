@@ -13,7 +13,7 @@ import click
 
 from anet.errors import AnetError
 
-DATASETS = ("mnist", "fashion-mnist", "cifar", "karyotype", "synthetic-karyotype")
+DATASETS = ("mnist", "fashion-mnist", "cifar", "karyotype", "synthetic-karyotype", "folder")
 
 set_option = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -68,8 +68,15 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
 @cli.command()
 @click.option("--dataset", required=True, type=click.Choice(DATASETS), help="Which dataset to prepare.")
 @click.option("--source", type=click.Path(), default=None,
-              help="Raw data: IDX folder (mnist), CIFAR folder or .tar.gz, TIF tree or CSV manifest.")
-@click.option("--out", type=click.Path(), default=None, help="Output folder (default data/NAME).")
+              help="Raw data: IDX folder (mnist), CIFAR folder or .tar.gz, TIF tree or CSV manifest; "
+                   "folder: a folder of class folders (any names) or a CSV manifest.")
+@click.option("--manifest", type=click.Path(), default=None, metavar="CSV",
+              help="folder only: a CSV path,label[,group][,split] (paths relative to it) instead "
+                   "of --source.")
+@click.option("--channels", type=click.Choice(("1", "3")), default=None,
+              help="folder only: 1 (gray) or 3 (colour); default 3 when any image is colour.")
+@click.option("--out", type=click.Path(), default=None,
+              help="Output folder (default data/NAME; folder: data/<source folder's name>).")
 @click.option("--valid-ratio", type=float, default=0.05, show_default=True)
 @click.option("--test-ratio", type=float, default=0.05, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Split (and synthetic) seed.")
@@ -80,12 +87,17 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
                    "47,XXY, 47,XYY, del(5)(p14), t(9;22)(q34;q11)).")
 @click.option("--workers", type=int, default=0, help="Worker processes (0 = one per core).")
 @click.option("--force", is_flag=True, help="Rebuild even if a finished dataset exists at --out.")
-def prepare(dataset, source, out, valid_ratio, test_ratio, seed, cells, abnormal, workers, force):
-    """Raw dataset -> JPG tree -> stratified TFRecord splits + dataset.json."""
+def prepare(dataset, source, manifest, channels, out, valid_ratio, test_ratio, seed, cells,
+            abnormal, workers, force):
+    """Raw dataset -> JPG tree -> stratified TFRecord splits + dataset.json.
+
+    --dataset folder takes your own labelled images: class folders, or a CSV manifest.
+    """
     from anet.data.prepare import prepare as run_prepare
 
     run_prepare(dataset, source=source, out=out, valid_ratio=valid_ratio, test_ratio=test_ratio,
-                seed=seed, cells=cells, workers=workers, force=force, abnormal=abnormal)
+                seed=seed, cells=cells, workers=workers, force=force, abnormal=abnormal,
+                channels=int(channels) if channels else None, manifest=manifest)
 
 
 @cli.command()

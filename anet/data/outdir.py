@@ -153,16 +153,19 @@ def swap_in(work: Path, out: Path) -> None:
 
 FLAGS = {"dataset": "--dataset", "source": "--source", "valid_ratio": "--valid-ratio",
          "test_ratio": "--test-ratio", "seed": "--seed", "cells": "--cells",
-         "abnormal": "--abnormal"}
+         "abnormal": "--abnormal", "channels": "--channels"}
 
 
 def options(dataset: str, source: str | None, valid_ratio: float, test_ratio: float, seed: int,
-            cells: int, abnormal: float) -> dict:
-    """The prepare options a dataset was built from (stored in dataset.json as ``options``)."""
+            cells: int, abnormal: float, channels: int | None = None) -> dict:
+    """The prepare options a dataset was built from (stored in dataset.json as ``options``;
+    folder: ``channels`` as asked, None = from the images)."""
     opts = {"dataset": dataset, "source": str(Path(source).resolve()) if source else None,
             "valid_ratio": valid_ratio, "test_ratio": test_ratio, "seed": seed}
     if dataset == "synthetic-karyotype":
         opts.update(cells=cells, abnormal=abnormal)
+    if dataset == "folder":
+        opts.update(channels=channels)
     return opts
 
 
@@ -175,9 +178,13 @@ def check_reuse(info, wanted: dict, out: Path) -> None:
         stored = {"dataset": info.name, "seed": info.seed, "valid_ratio": info.ratios.get("valid"),
                   "test_ratio": info.ratios.get("test")}
     for key, want in wanted.items():
-        if key not in stored or (key == "source" and want is None):
-            continue  # not recorded; or no --source given: the default location, whatever it was
+        if key not in stored or (key in ("source", "channels") and want is None):
+            continue  # not recorded; or no --source / --channels: the default, whatever it was
+        if key == "channels" and info.channels == want:
+            continue  # chosen from the images before, asked for now: the same dataset
         if stored[key] != want:
             have = "(default)" if stored[key] is None else stored[key]
+            if key == "channels" and stored[key] is None:
+                have = f"{info.channels} (chosen from the images)"
             raise AnetError(f"--out {out} holds a dataset built with {FLAGS[key]} {have}, "
                             f"not {want}; use --force to rebuild it, or another --out")

@@ -32,10 +32,10 @@ import numpy as np
 from PIL import Image
 
 from anet import lock, progress
-from anet.data import outdir, sources, synthetic
+from anet.data import folder, outdir, sources, synthetic
 from anet.data.contract import INTENSITY
 from anet.data.info import DATASET_JSON, DatasetInfo, load_dataset
-from anet.data.splits import SPLITS, assign_splits, group_ids, split_warnings
+from anet.data.splits import SPLITS, assign_given, group_ids, spanning_groups, split_warnings
 from anet.errors import AnetError
 from anet.files import atomic_write, check_writable
 from anet.report import table1
@@ -55,11 +55,11 @@ def _convert_chunk(job: tuple) -> list:
         Per image either the skip reason, or (h, w, pixel hash, per-channel sums, sums of
         squares, JPEG bytes).
     """
-    root, items = job
+    root, channels, items = job
     results = []
     for image, rel in items:
         try:
-            img = sources.read_image(image) if isinstance(image, str) else image
+            img = sources.read_image(image, channels) if isinstance(image, str) else image
         except sources.BadImage as e:
             results.append(str(e))
             continue
@@ -136,8 +136,9 @@ def _chunks(raw: sources.RawDataset, root: Path, pending: collections.deque):
     """
     used: set[str] = set()
     chunk: list = []
+    dirs = folder.class_dirs(raw.classes)
     for image, label, meta in raw.items:
-        name = base = f"{raw.classes[label]}/{meta['name']}"
+        name = base = f"{dirs[label]}/{meta['name']}"
         k = 1
         while name in used:
             k += 1
@@ -147,10 +148,10 @@ def _chunks(raw: sources.RawDataset, root: Path, pending: collections.deque):
         pending.append((rel, label, meta, image if isinstance(image, str) else meta["name"]))
         chunk.append((image, rel))
         if len(chunk) == CHUNK_ITEMS:
-            yield str(root), chunk
+            yield str(root), raw.channels, chunk
             chunk = []
     if chunk:
-        yield str(root), chunk
+        yield str(root), raw.channels, chunk
 
 
 def _note_karyotype(karyotypes: dict, cell: str, karyotype: str, origin) -> None:
@@ -170,10 +171,10 @@ def write_jpgs(raw: sources.RawDataset, root: Path, blob: Path, imap) -> tuple[d
     The JPEG bytes are also appended to ``blob`` (facts ``span`` = offset, length), so step
     two reads one file instead of reopening every JPG.
     """
-    for name in raw.classes:
+    for name in folder.class_dirs(raw.classes):
         (root / name).mkdir(parents=True, exist_ok=True)
     facts: dict = {"rel": [], "label": [], "cell": [], "polarity": [], "rotation": [], "hw": [],
-                   "digest": [], "sum": [], "sumsq": [], "span": [], "karyotypes": {},
+                   "digest": [], "sum": [], "sumsq": [], "span": [], "given": [], "karyotypes": {},
                    "structural": {}}
     pending: collections.deque = collections.deque()
     skipped = list(raw.skipped)
@@ -188,10 +189,11 @@ def write_jpgs(raw: sources.RawDataset, root: Path, blob: Path, imap) -> tuple[d
                 facts["span"].append((out.tell(), len(r[5])))
                 out.write(r[5])
                 cell = meta.get("cell", "")
+                given = SPLITS.index(meta["split"]) if meta.get("split") else -1
                 for key, value in zip(("rel", "label", "cell", "polarity", "rotation", "hw",
-                                       "digest", "sum", "sumsq"),
+                                       "digest", "sum", "sumsq", "given"),
                                       (rel, label, cell, meta.get("polarity", -1),
-                                       meta.get("rotation", 0.0), r[:2], r[2], r[3], r[4])):
+                                       meta.get("rotation", 0.0), r[:2], r[2], r[3], r[4], given)):
                     facts[key].append(value)
                 _note_karyotype(facts["karyotypes"], cell, meta.get("karyotype", ""), origin)
                 if meta.get("structural"):
@@ -275,7 +277,9 @@ def summarize(raw: sources.RawDataset, facts: dict, split: np.ndarray, skipped: 
 
 
 def _open_raw(dataset: str, source: str | None, work: Path, seed: int, cells: int,
-              abnormal: float, imap) -> sources.RawDataset:
+              abnormal: float, imap, folder_opts: dict) -> sources.RawDataset:
+    if dataset == "folder":
+        return folder.open_folder(source, imap=imap, **folder_opts)
     if dataset in ("mnist", "fashion-mnist"):
         return sources.open_idx(dataset, source)
     if dataset == "cifar":
@@ -283,8 +287,8 @@ def _open_raw(dataset: str, source: str | None, work: Path, seed: int, cells: in
     if dataset == "karyotype":
         return sources.open_karyotype(source)
     if dataset != "synthetic-karyotype":  # the CLI's choices prevent this; library callers too
-        raise AnetError(f"unknown dataset {dataset!r}; use mnist, fashion-mnist, cifar, karyotype "
-                        "or synthetic-karyotype")
+        raise AnetError(f"unknown dataset {dataset!r}; use mnist, fashion-mnist, cifar, karyotype, "
+                        "synthetic-karyotype or folder")
     if source is not None:
         raise AnetError("--source is not used by synthetic-karyotype (it generates its raw data)")
     if cells < 1:
@@ -321,32 +325,49 @@ def check_split_sizes(split: np.ndarray, groups: np.ndarray, valid_ratio: float,
 
 def build(dataset: str, source: str | None, work: Path, *, valid_ratio: float, test_ratio: float,
           seed: int, cells: int, workers: int, abnormal: float = 0.0,
-          options: dict | None = None) -> DatasetInfo:
-    """Build a complete dataset (JPGs, records, dataset.json) inside the folder ``work``."""
+          options: dict | None = None, folder_opts: dict | None = None
+          ) -> tuple[DatasetInfo, list[str]]:
+    """Build a complete dataset (JPGs, records, dataset.json) inside the folder ``work``.
+
+    Returns:
+        Its DatasetInfo and the summary lines prepare prints (folder: classes and channels).
+    """
     with _mapper(workers) as imap:
         (work / "tmp").mkdir()
-        raw = _open_raw(dataset, source, work, seed, cells, abnormal, imap)
+        raw = _open_raw(dataset, source, work, seed, cells, abnormal, imap, folder_opts or {})
         facts, skipped = write_jpgs(raw, work / "jpg", work / "tmp" / "jpeg.blob", imap)
     if not facts["label"]:
         raise AnetError(f"{raw.source}: no usable images ({len(skipped)} skipped)")
     groups = group_ids(facts["cell"], facts["digest"])
-    split = assign_splits(facts["label"], groups, valid_ratio, test_ratio, seed)
+    given = np.asarray(facts["given"], np.int64)  # -1 unless a manifest's split column says
+    split = assign_given(facts["label"], groups, given, valid_ratio, test_ratio, seed)
+    if dataset == "folder":
+        folder.check_class_splits(raw, facts["label"], split, groups, given,
+                                  (valid_ratio, test_ratio))
     check_split_sizes(split, groups, valid_ratio, test_ratio)
+    notes = list(raw.notes)
+    apart = spanning_groups(groups, split)
+    if apart:
+        notes.append(f"warning: {apart} sets of identical images lie in different given splits "
+                     "(the manifest's split column); the same pixels are in two splits")
     shards = write_records(work, work / "tmp" / "jpeg.blob", facts, split, raw.channels, seed)
     shutil.rmtree(work / "tmp")
     meta = summarize(raw, facts, split, skipped, shards, seed, (valid_ratio, test_ratio))
     meta["options"] = options or {}  # what a rerun must match to reuse this dataset
     info = DatasetInfo.from_json(meta, work / DATASET_JSON)  # what every reader will check
     atomic_write(work / DATASET_JSON, json.dumps(info.to_json(), indent=1) + "\n")  # last: done
-    return info
+    return info, notes
 
 
 def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
             valid_ratio: float = 0.05, test_ratio: float = 0.05, seed: int = 0, cells: int = 200,
-            workers: int = 0, force: bool = False, abnormal: float = 0.0) -> DatasetInfo:
+            workers: int = 0, force: bool = False, abnormal: float = 0.0,
+            channels: int | None = None, manifest: str | None = None) -> DatasetInfo:
     """``anet prepare``: build ``out`` (default ``data/<dataset>``) atomically; print Table 1.
 
-    ``cells`` and ``abnormal`` (fraction of abnormal cells) apply to synthetic-karyotype only.
+    ``cells`` and ``abnormal`` (fraction of abnormal cells) apply to synthetic-karyotype only;
+    ``channels`` (None: from the images) and ``manifest`` (a CSV instead of ``source``) to
+    folder only, whose default ``out`` is ``data/<source folder's name>``.
 
     Returns:
         The dataset's DatasetInfo (of the existing dataset when it is finished and not ``force``).
@@ -361,8 +382,12 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
         raise AnetError(f"--abnormal {abnormal} must be a fraction of cells in [0, 1]")
     if abnormal and dataset != "synthetic-karyotype":
         raise AnetError(f"--abnormal is for synthetic-karyotype only, not {dataset}")
+    source = folder.check_options(dataset, source, channels, manifest)
+    if out is None and dataset == "folder":
+        out = f"data/{folder.dataset_name(Path(source))}"
     out_dir = Path(out or f"data/{dataset}")
-    options = outdir.options(dataset, source, valid_ratio, test_ratio, seed, cells, abnormal)
+    options = outdir.options(dataset, source, valid_ratio, test_ratio, seed, cells, abnormal,
+                             channels)
     outdir.check_source(out_dir, source)  # before the lock file is made beside --out
     check_writable(out_dir.parent, "choose another --out")
     # One prepare per --out: the lock covers the repair, the checks, the build and the swap.
@@ -379,15 +404,19 @@ def prepare(dataset: str, *, source: str | None = None, out: str | None = None,
         work = out_dir.parent / f"{out_dir.name}.partial-{os.getpid()}"
         work.mkdir(parents=True)
         try:
-            meta = build(dataset, source, work, valid_ratio=valid_ratio, test_ratio=test_ratio,
-                         seed=seed, cells=cells, workers=workers or os.cpu_count() or 1,
-                         abnormal=abnormal, options=options)
+            meta, notes = build(dataset, source, work, valid_ratio=valid_ratio,
+                                test_ratio=test_ratio, seed=seed, cells=cells,
+                                workers=workers or os.cpu_count() or 1, abnormal=abnormal,
+                                options=options,
+                                folder_opts={"channels": channels, "manifest": bool(manifest)})
             outdir.swap_in(work, out_dir)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
         if meta.skipped:
             print(f"skipped {len(meta.skipped)} files (listed in {finished})", file=sys.stderr)
+        for note in notes:
+            print(note, file=sys.stderr if note.startswith("warning:") else sys.stdout)
         print(table1([meta]))
         for warning in split_warnings(meta):
             print(f"warning: {warning}", file=sys.stderr)

@@ -60,6 +60,7 @@ class RawDataset:
     count: int  # number of items the stream yields (for progress bars)
     items: Iterable[tuple[np.ndarray | str, int, dict]]
     skipped: list[dict] = field(default_factory=list)  # files refused while listing
+    notes: list[str] = field(default_factory=list)  # what prepare's summary says about it
 
 
 # --------------------------------------------------------------------------- IDX (MNIST)
@@ -300,8 +301,9 @@ def karyotype_label(text: str) -> int | None:
     return KARYOTYPE_CLASSES.index(text) if text in KARYOTYPE_CLASSES else None
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Decode one chromosome image to 8-bit grayscale HxW by the intensity policy (``to_uint8``).
+def read_image(path: str | Path, channels: int = 1) -> np.ndarray:
+    """Decode one image file to 8-bit HxW (``channels`` 1) or HxWx3 by the intensity policy
+    (``to_uint8``).
 
     Raises:
         BadImage: empty, non-image, corrupt or truncated file (message = the reason).
@@ -314,7 +316,7 @@ def read_image(path: str | Path) -> np.ndarray:
             with Image.open(path) as im:
                 check_pixels(im)
                 im.load()
-                return to_uint8(im, 1)
+                return to_uint8(im, channels)
     except Image.DecompressionBombError as e:  # Pillow's own check at open, at twice its limit
         raise BadImage(too_large(e)) from None
     except UnidentifiedImageError:
@@ -412,6 +414,21 @@ def _manifest_meta(row: dict, where: str, name: str) -> dict:
     return meta
 
 
+def manifest_file(manifest: Path, rel: str, lineno: int) -> Path:
+    """The file a manifest row names: relative to the manifest and inside its folder, existing."""
+    rel = rel.strip()
+    if not rel:
+        raise AnetError(f"{manifest}:{lineno}: empty path; give the image's path relative to "
+                        "the manifest")
+    if os.path.isabs(rel) or os.path.normpath(rel).split(os.sep)[0] == "..":
+        raise AnetError(f"{manifest}:{lineno}: {rel} lies outside the manifest's folder; "
+                        "paths must be relative to the manifest and stay inside its folder")
+    path = manifest.parent / rel
+    if not path.is_file():
+        raise AnetError(f"{manifest}:{lineno}: missing file {rel} (looked for {path})")
+    return path
+
+
 def read_manifest(manifest: Path) -> list:
     """Rows of a CSV manifest (paths relative to it): ``path,label[,cell]`` without a header,
     or any of :data:`MANIFEST_COLUMNS` under a header row that names them (path and label
@@ -441,13 +458,7 @@ def read_manifest(manifest: Path) -> list:
         if label is None:
             raise AnetError(f"{manifest}:{lineno}: unknown label {fields['label'].strip()!r} "
                             f"(expected {', '.join(KARYOTYPE_CLASSES)})")
-        rel = fields["path"].strip()
-        if os.path.isabs(rel) or os.path.normpath(rel).split(os.sep)[0] == "..":
-            raise AnetError(f"{manifest}:{lineno}: {rel} lies outside the manifest's folder; "
-                            "paths must be relative to the manifest and stay inside its folder")
-        path = (manifest.parent / rel)
-        if not path.is_file():
-            raise AnetError(f"{manifest}:{lineno}: missing file {fields['path'].strip()}")
+        path = manifest_file(manifest, fields["path"], lineno)
         meta = _manifest_meta(fields, f"{manifest}:{lineno}", safe_name(path.stem))
         items.append((str(path), label, meta))
     if not items:

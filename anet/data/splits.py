@@ -89,6 +89,39 @@ def assign_splits(labels, groups=None, valid_ratio: float = 0.05, test_ratio: fl
     return split[gid]
 
 
+def assign_given(labels, groups, given, valid_ratio: float = 0.05, test_ratio: float = 0.05,
+                 seed: int = 0) -> np.ndarray:
+    """Split ids per item honouring given splits (a manifest's ``split`` column).
+
+    Args:
+        given: split id per item (0 train, 1 valid, 2 test) or -1 where none is given. An item
+            keeps its given split; an item without one joins the split given to another item
+            of its group (the lowest, if several); the rest are split by :func:`assign_splits`
+            (the ratios are fractions of those rest).
+
+    Returns:
+        int64 array of split ids; all -1 gives exactly ``assign_splits``.
+    """
+    labels, given = np.asarray(labels, np.int64), np.asarray(given, np.int64)
+    gid = np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)
+    if len(labels) == 0:
+        return np.zeros(0, np.int64)
+    group_given = np.full(gid.max() + 1, len(SPLITS), np.int64)
+    np.minimum.at(group_given, gid, np.where(given >= 0, given, len(SPLITS)))
+    split = np.where(given >= 0, given, group_given[gid])
+    free = split == len(SPLITS)
+    if free.any():
+        split[free] = assign_splits(labels[free], gid[free], valid_ratio, test_ratio, seed)
+    return split
+
+
+def spanning_groups(groups, split) -> int:
+    """How many groups have items in more than one split (given splits can put identical
+    images apart)."""
+    pairs = np.unique(np.stack([np.asarray(groups), np.asarray(split)]), axis=1)
+    return int((np.bincount(np.unique(pairs[0], return_inverse=True)[1]) > 1).sum())
+
+
 def group_ids(cells: list[str], digests: list[bytes]) -> np.ndarray:
     """Union of "same cell" and "same pixels": connected items share one group id."""
     parent = list(range(len(cells)))
