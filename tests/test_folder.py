@@ -224,3 +224,17 @@ def test_bad_options_exit_2(tmp_path, capsys):
     ):
         code, _, err = run_cli(["prepare", *args, "--out", tmp_path / "o"], capsys)
         assert code == 2 and error in err and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_idx_to_folders_script_writes_a_class_tree(tmp_path):
+    import importlib.util
+
+    from tests.conftest import make_idx_dir
+
+    spec = importlib.util.spec_from_file_location(
+        "idx_to_folders", Path(__file__).parents[1] / "scripts" / "idx_to_folders.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.write_tree(make_idx_dir(tmp_path / "idx", n_test=40), tmp_path / "tree", 3) == 30
+    assert len(list((tmp_path / "tree" / "Ankle boot").glob("t10k-*.png"))) == 3
+    assert folder.list_tree(tmp_path / "tree")[0][:2] == ["Ankle boot", "Bag"]
