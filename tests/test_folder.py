@@ -189,6 +189,10 @@ def test_bad_trees(tmp_path):
                                         r"raise --valid-ratio to 0.09"):
         _prepare(tree, tmp_path)  # the default 5% splits
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.partial-*"))
+    (tree / "all broken").mkdir()
+    (tree / "all broken" / "x.png").write_bytes(b"not a png")
+    with pytest.raises(AnetError, match=r"class 'all broken' has no readable images"):
+        _prepare(tree, tmp_path, valid_ratio=0.2, test_ratio=0.2)
 
 
 @pytest.mark.parametrize("header, row, error", [

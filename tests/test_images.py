@@ -66,6 +66,21 @@ def test_8bit_png_and_jpg_pass_through_unchanged(picture, tmp_path):
         assert images.image_bytes(path, 1)[0] == path.read_bytes()
 
 
+def test_bmp_gif_and_colour_for_a_gray_model_read_as_prepare_reads_them(picture, tmp_path):
+    import tensorflow as tf
+
+    rgb = np.stack([picture, picture // 2, 255 - picture], axis=-1)
+    for name, arr, channels in (("g.bmp", picture, 1), ("g.gif", picture, 1), ("c.jpg", rgb, 1),
+                                ("c.bmp", rgb, 3), ("c.png", rgb, 1)):
+        path = saved(tmp_path, name, arr)
+        data, _ = images.image_bytes(path, channels)
+        decoded = tf.io.decode_image(data, channels=channels, expand_animations=False).numpy()
+        np.testing.assert_array_equal(decoded.reshape(sources.read_image(path, channels).shape),
+                                      sources.read_image(path, channels), err_msg=name)
+    rgb_jpg = saved(tmp_path, "rgb.jpg", rgb)
+    assert images.image_bytes(rgb_jpg, 3)[0] == rgb_jpg.read_bytes()  # colour model: as is
+
+
 def test_expand_paths_folders_globs_and_misses(tmp_path):
     (tmp_path / "d" / "sub").mkdir(parents=True)
     (tmp_path / "d" / ".hidden").mkdir()

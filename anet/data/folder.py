@@ -282,6 +282,9 @@ def check_class_splits(raw: RawDataset, labels, split: np.ndarray, groups: np.nd
     for c, name in enumerate(raw.classes):
         mine = labels == c
         n, g = int(mine.sum()), len(np.unique(groups[mine]))
+        if n == 0:
+            raise AnetError(f"class {name!r} has no readable images (each of its files was "
+                            "skipped as unreadable); replace them or remove the class")
         for s in needed:
             if (split[mine] == s).any():
                 continue

@@ -1,8 +1,9 @@
 """Image files -> model inputs, exactly as evaluation sees them (``anet predict``, ``visualize``).
 
 Files are read by the intensity policy ``sources.to_uint8`` (the same as ``anet prepare``):
-8-bit JPEG/PNG/BMP/GIF pass to ``pipeline.eval_transform`` as they are; TIFs, 16-bit and
-float images are converted with Pillow, then encoded as PNG.
+8-bit gray JPEG/PNG, and RGB ones for 3-channel models, pass to ``pipeline.eval_transform``
+as they are; everything else (TIF, BMP, GIF, palette, alpha, 16-bit, float, and colour for a
+gray model) is converted with Pillow, then encoded as PNG.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from PIL import Image, UnidentifiedImageError
 from anet.data.sources import BadImage, check_pixels, to_uint8, too_large
 from anet.errors import AnetError
 
-TF_FORMATS = ("JPEG", "PNG", "BMP", "GIF")  # what tf.io.decode_image reads itself
-WIDE_MODES = ("I", "F")  # 16/32-bit integer and float modes (Pillow's I;16, I;16B, ... start with I)
+TF_FORMATS = ("JPEG", "PNG")  # what TensorFlow decodes to the policy's pixels itself ...
+# ... for these Pillow modes per model channel count. Not BMP or GIF: decode_image refuses
+# channels=1 for them; not colour for a gray model: libjpeg's gray differs from ITU-R 601 luma
+# of the decoded RGB by up to 10 levels.
+PASS_MODES = {1: ("L",), 3: ("L", "RGB")}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff")
 
 
@@ -53,12 +57,12 @@ def open_image(path: str | Path) -> tuple[Image.Image, bytes]:
 def image_bytes(path: str | Path, channels: int) -> tuple[bytes, tuple[int, int]]:
     """(encoded bytes that ``pipeline.eval_transform`` decodes, (height, width)) of a file.
 
-    8-bit JPEG/PNG/BMP/GIF pass through unchanged; TIFs, 16-bit and float images are
+    8-bit gray JPEG/PNG (and RGB for ``channels`` 3) pass through unchanged; other files are
     converted by the intensity policy and encoded as PNG.
     """
     im, raw = open_image(path)
     hw = (im.height, im.width)
-    if im.format in TF_FORMATS and not im.mode.startswith(WIDE_MODES):
+    if im.format in TF_FORMATS and im.mode in PASS_MODES.get(channels, ()):
         return raw, hw  # TensorFlow decodes these to the same pixels
     buf = io.BytesIO()
     Image.fromarray(to_uint8(im, channels)).save(buf, "PNG")
