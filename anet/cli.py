@@ -21,7 +21,8 @@ set_option = click.option(
 )
 
 
-LIGHT_COMMANDS = {"models", "summary", "config", "report", None}  # these never start TensorFlow
+# These never start TensorFlow (train-many only to count the GPUs when --gpus is not given).
+LIGHT_COMMANDS = {"models", "summary", "config", "report", "train-many", None}
 
 
 def _import_tensorflow_quietly() -> None:
@@ -161,20 +162,59 @@ def train(config, overrides, run_dir, gpu, seeds) -> None:
 
 
 @cli.command("train-many")
-@click.argument("configs", nargs=-1, required=True, type=click.Path())
+@click.argument("configs", nargs=-1, type=click.Path())
 @set_option
-@click.option("--gpus", default="", metavar="0,1,2",
-              help="One model per GPU, in parallel; without GPUs the runs go one after another.")
+@click.option("--gpus", default=None, metavar="0,1,2",
+              help="One job per GPU at a time (CUDA_VISIBLE_DEVICES per job), the rest queued; "
+                   "default: every visible GPU, or one job after another without GPUs.")
 @click.option("--seeds", default=None, metavar="0,1,2",
               help="Each config once per seed, in RUN/seed-N (run.seed=N).")
-def train_many(configs, overrides, gpus, seeds) -> None:
-    """Train several experiments, one model per GPU (each in its own run dir and train.log)."""
-    from anet.devices import parse_gpus
-    from anet.devices import train_many as run_many
+@click.option("--slurm", "slurm_out", type=click.Path(), default=None, metavar="OUT.sbatch",
+              help="Run nothing: write a Slurm job array, one task per config x seed, each "
+                   "`anet train` of its own run folder (submit it again to resume).")
+@click.option("--partition", default=None, help="--slurm: the partition (default: the "
+              "cluster's).")
+@click.option("--time", "time_limit", default=None, metavar="24:00:00",
+              help="--slurm: time limit per task (default 24:00:00).")
+@click.option("--gpus-per-task", type=int, default=None, help="--slurm: GPUs per task (default 1).")
+@click.option("--cpus-per-task", type=int, default=None, help="--slurm: CPUs per task (default 8).")
+@click.option("--mem", default=None, metavar="32G", help="--slurm: memory per task (default 32G).")
+@click.option("--force", is_flag=True, help="--slurm: replace an existing OUT.sbatch.")
+def train_many(configs, overrides, gpus, seeds, slurm_out, partition, time_limit, gpus_per_task,
+               cpus_per_task, mem, force) -> None:
+    """Train several experiments: one job per config (x seed), each `anet train` of its own run
+    folder with its own train.log; one per GPU in parallel, or as a Slurm job array.
+
+    Ctrl-C (or SIGTERM): every running job writes its checkpoint and no further job starts
+    (again to abort them); the same command resumes.
+    """
+    from anet.plan import plan
     from anet.runs import parse_seeds
 
-    seed_list = parse_seeds(seeds) if seeds is not None else ()
-    sys.exit(run_many(list(configs), list(overrides), parse_gpus(gpus), seed_list))
+    slurm_only = {"--partition": partition, "--time": time_limit, "--gpus-per-task": gpus_per_task,
+                  "--cpus-per-task": cpus_per_task, "--mem": mem, "--force": force or None}
+    if slurm_out is None and (given := [k for k, v in slurm_only.items() if v is not None]):
+        raise AnetError(f"{given[0]} is an option of --slurm OUT.sbatch; add --slurm or leave it out")
+    if slurm_out is not None and gpus is not None:
+        raise AnetError("--gpus runs the jobs here and --slurm writes them for a cluster; use one")
+    jobs = plan(configs, overrides, parse_seeds(seeds) if seeds is not None else ())
+    if slurm_out is not None:
+        import shlex
+
+        from anet.slurm import Resources, write_array
+
+        res = Resources(**{k: v for k, v in dict(
+            partition=partition, time=time_limit, gpus_per_task=gpus_per_task,
+            cpus_per_task=cpus_per_task, mem=mem).items() if v is not None})
+        write_array(slurm_out, jobs, res, python=sys.executable, force=force,
+                    command=shlex.join(["anet", *sys.argv[1:]]))
+        return
+    from anet.devices import parse_gpus
+    from anet.devices import train_many as run_many
+
+    if gpus is None:
+        _import_tensorflow_quietly()  # to count the visible GPUs
+    sys.exit(run_many(jobs, parse_gpus(gpus or "")))
 
 
 run_dir_option = click.option(

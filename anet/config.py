@@ -30,6 +30,7 @@ class ConfigError(AnetError, ValueError):
 INITS = ("he_normal", "glorot_uniform", "alexnet")  # = anet.models.INITS (no TF import here)
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
+CLUSTERS = ("auto", "tf_config", "slurm")  # where multi_worker finds its workers (anet.cluster)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ class TrainConfig:
     precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
     jit_compile: bool = True  # XLA-compile the train step (measured ~17% faster on CPU)
     deterministic: bool = False  # op determinism + fixed data order (needs jit_compile: false)
-    distribute: str = "none"  # none | mirrored (all local GPUs) | multi_worker (TF_CONFIG)
+    distribute: str = "none"  # none | mirrored (all local GPUs) | multi_worker (see cluster)
+    cluster: str = "auto"  # multi_worker: auto | tf_config | slurm (auto: TF_CONFIG, else srun's)
+    cluster_port: int = 0  # slurm: first port of a node's workers (0 = one range per job id)
     stall_share: float = 0.1  # check once, after this share of the step budget, for chance acc (0 = never)
     on_stall: str = "warn"  # warn: print and record it | stop: also end the run there
 
@@ -317,6 +320,11 @@ def _validate(c: Config, s: str) -> None:
            "set train.jit_compile: false or --set train.jit_compile=false")
     _one_of(t.precision, PRECISIONS, s, "train.precision")
     _one_of(t.distribute, DISTRIBUTE, s, "train.distribute")
+    _one_of(t.cluster, CLUSTERS, s, "train.cluster")
+    _check(t.distribute == "multi_worker" or (t.cluster == "auto" and not t.cluster_port), s,
+           "train.cluster", "and train.cluster_port need train.distribute: multi_worker")
+    _check(t.cluster_port == 0 or 1024 <= t.cluster_port <= 65535 - 16, s, "train.cluster_port",
+           f"must be 0 (from the Slurm job id) or a port in [1024, 65519], got {t.cluster_port}")
     _check(0 <= t.stall_share <= 1, s, "train.stall_share", f"must be in [0, 1], got {t.stall_share}")
     _one_of(t.on_stall, ("warn", "stop"), s, "train.on_stall")
     sc = c.schedule

@@ -1,4 +1,4 @@
-"""Device placement: one GPU per model (`--gpu N`), and several models on several GPUs."""
+"""Device placement: one GPU per model (`--gpu N`), and train-many's jobs on several GPUs."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
-from anet.config import load_config
 from anet.errors import AnetError
-from anet.runs import RunPaths, default_run_dir
+from anet.plan import Job, gpu_env, next_starts
+from anet.runs import RunPaths
 
 
 def select_gpu(gpu: int | None) -> None:
@@ -48,66 +49,58 @@ def parse_gpus(text: str) -> list[int]:
     return gpus
 
 
-def train_many(configs: list[str], overrides: list[str], gpus: list[int],
-               seeds: tuple[int, ...] = ()) -> int:
-    """Run ``anet train`` for each config, one per GPU at a time; sequentially without GPUs.
+def train_many(jobs: Sequence[Job], gpus: list[int]) -> int:
+    """Run the planned ``anet train`` jobs (:func:`anet.plan.plan`): with ``gpus`` one per GPU
+    at a time (CUDA_VISIBLE_DEVICES names it), the rest queued; without, one after another.
 
-    With ``seeds`` each config runs once per seed, in ``<run dir>/seed-N`` with run.seed=N.
-    Each run logs to ``<run dir>/train.log``. Returns the worst exit code.
+    Each run logs to ``<run dir>/train.log``. Ctrl-C / SIGTERM go to every running job (each
+    writes its interrupt checkpoint) and no further job starts. Returns the worst exit code.
     """
-    jobs = []
-    for path in configs:  # validate every config before starting anything
-        cfg = load_config(path, overrides)
-        if not seeds:
-            jobs.append((path, default_run_dir(cfg), []))
-        for seed in seeds:
-            jobs.append((path, RunPaths(default_run_dir(cfg)).seed(seed).dir, [f"run.seed={seed}"]))
-    run_dirs = [str(d) for _, d, _ in jobs]
-    if len(set(run_dirs)) != len(run_dirs):
-        raise AnetError("train-many: two configs share a run directory; give them distinct run.dir")
     slots = gpus or [None]
-    running: dict = {}  # slot -> (process, config, run dir, log file)
+    envs = {slot: gpu_env(slot, os.environ.get("CUDA_VISIBLE_DEVICES")) for slot in slots}
+    running: dict = {}  # slot -> (process, job, log file)
     codes = []
-    queue = list(jobs)
+    pending = list(jobs)
     stop = _Interrupts()
     previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while (queue and not stop.count) or running:
-            for slot in slots:
-                if slot not in running and queue and not stop.count:
-                    path, run_dir, extra = queue.pop(0)
-                    run_dir.mkdir(parents=True, exist_ok=True)
-                    log = open(RunPaths(run_dir).train_log, "a")
-                    cmd = [sys.executable, "-m", "anet.cli", "train", path, "--run-dir", str(run_dir)]
-                    cmd += [a for o in [*overrides, *extra] for a in ("--set", o)]
-                    if slot is not None:
-                        cmd += ["--gpu", str(slot)]
-                    where = f"GPU {slot}" if slot is not None else "CPU"
-                    print(f"start {path} on {where} -> {RunPaths(run_dir).train_log}", flush=True)
-                    # Own session: a terminal Ctrl-C reaches only this process, which passes
-                    # exactly one stop request on (two would abort the child's checkpoint).
-                    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-                    running[slot] = (proc, path, run_dir, log)
+        while (pending and not stop.count) or running:
+            for job, slot in next_starts(pending, running, slots, stopping=bool(stop.count)):
+                pending.remove(job)
+                running[slot] = (*_start(job, slot, envs[slot]), job)
             stop.forward([proc for proc, *_ in running.values()])
-            for slot, (proc, path, run_dir, log) in list(running.items()):
+            for slot, (proc, log, job) in list(running.items()):
                 if proc.poll() is not None:
                     log.close()
                     codes.append(proc.returncode)
                     status = ("done" if proc.returncode == 0 else "interrupted (checkpoint written)"
                               if proc.returncode == 130 else f"FAILED (exit {proc.returncode})")
-                    print(f"{status}: {path} ({RunPaths(run_dir).train_log})", flush=True)
+                    print(f"{status}: {job.name} ({RunPaths(job.run_dir).train_log})", flush=True)
                     del running[slot]
             time.sleep(0.2)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if stop.count:
-        if queue:
-            print(f"not started: {', '.join(f'{p} ({d})' if x else p for p, d, x in queue)}",
-                  flush=True)
+        if pending:
+            print(f"not started: {', '.join(j.name for j in pending)}", flush=True)
         return 130
     return max(codes, default=0)
+
+
+def _start(job: Job, slot: int | None, env: dict) -> tuple[subprocess.Popen, object]:
+    """Start one job's ``anet train`` (output appended to its train.log); (process, log file)."""
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(RunPaths(job.run_dir).train_log, "a")
+    where = f"GPU {slot} (CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']})" \
+        if slot is not None else "CPU"
+    print(f"start {job.name} on {where} -> {RunPaths(job.run_dir).train_log}", flush=True)
+    # Own session: a terminal Ctrl-C reaches only train-many, which passes exactly one stop
+    # request on (two would abort the child's checkpoint).
+    proc = subprocess.Popen([sys.executable, "-m", "anet.cli", *job.train_args()],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, **env})
+    return proc, log
 
 
 class _Interrupts:

@@ -3,9 +3,6 @@ evaluation function (used by ``anet train``, ``anet evaluate`` and the benchmark
 
 from __future__ import annotations
 
-import json
-import os
-
 import keras
 import tensorflow as tf
 
@@ -13,20 +10,14 @@ from anet.data import pipeline
 from anet.errors import AnetError
 
 
-def make_strategy(distribute: str) -> tf.distribute.Strategy:
+def make_strategy(distribute: str, resolver=None) -> tf.distribute.Strategy:
+    """The strategy of ``train.distribute``; multi_worker takes its cluster from ``resolver``
+    (see :func:`anet.cluster.resolve`) and waits there until every worker has started."""
     if distribute == "mirrored":
         return tf.distribute.MirroredStrategy()
     if distribute == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise AnetError("train.distribute=multi_worker needs the TF_CONFIG environment variable")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     return tf.distribute.get_strategy()
-
-
-def worker_index() -> int:
-    """This process's task index under TF_CONFIG (0 when not multi-worker)."""
-    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    return int(tf_config.get("task", {}).get("index", 0))
 
 
 def make_optimizer(train_cfg, lr: float) -> keras.optimizers.Optimizer:

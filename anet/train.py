@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import signal
 import sys
 import time
@@ -21,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from anet import checkpoints, lock, models, progress, retention, schedule, stall, tboard
+from anet import checkpoints, cluster, lock, models, progress, retention, schedule, stall, tboard
 from anet import resume as resume_policy
 from anet.config import Config, to_dict, write_config
 from anet.data import contract, pipeline
@@ -32,7 +33,7 @@ from anet.files import check_writable
 from anet.report import plot_curves
 from anet.runlog import MetricsLog, record_command
 from anet.runs import RunPaths, default_run_dir
-from anet.steps import make_eval_fn, make_optimizer, make_strategy, make_train_step, worker_index
+from anet.steps import make_eval_fn, make_optimizer, make_strategy, make_train_step
 
 
 def setup(cfg: Config) -> None:
@@ -61,6 +62,7 @@ class Session:
 
     cfg: Config
     paths: RunPaths
+    chief: RunPaths  # the run folder; ``paths`` differs on a multi-worker run's other workers
     info: DatasetInfo
     spec: InputContract
     strategy: tf.distribute.Strategy
@@ -94,9 +96,13 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.Checkpo
 
     The run directory is locked for the whole run: a second ``anet train`` on it is refused.
     """
-    paths = RunPaths(run_dir or default_run_dir(cfg))
-    if cfg.train.distribute == "multi_worker" and (worker := worker_index()) > 0:
-        paths = paths.worker(worker)  # only the chief writes the run itself
+    paths = chief = RunPaths(run_dir or default_run_dir(cfg))
+    resolver = None
+    if cfg.train.distribute == "multi_worker":
+        resolver, found = cluster.resolve(cfg.train.cluster, cfg.train.cluster_port)
+        progress.note(found.line())
+        if not found.is_chief:  # only the chief writes the run itself
+            paths = chief.worker(found.rank)
     if paths.seed_runs() and not paths.checkpoints.is_dir():  # one run inside an experiment
         raise AnetError(f"{paths.dir} holds seed runs of `anet train --seeds`; add --seeds to "
                         f"continue them, or give another --run-dir")
@@ -104,7 +110,7 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.Checkpo
         if folder == paths.dir or folder.is_dir():                      # the first checkpoint
             check_writable(folder, "fix its permissions or use another --run-dir")
     with lock.hold(paths.lock, paths.dir), pipeline.read_errors(cfg.data.dir):
-        started = start(cfg, paths)
+        started = start(cfg, paths, resolver, chief)
         if isinstance(started, checkpoints.CheckpointState):
             return started  # finished before: nothing to do
         s, loop = started
@@ -121,6 +127,10 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.Checkpo
                     loop, stop_reason = train_epoch(s, loop, stop)
                     if not stop_reason:
                         loop, stop_reason = end_of_epoch(s, loop)
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+            if cfg.train.distribute != "multi_worker":
+                raise
+            raise _worker_lost(s, loop.step, e) from None
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -150,6 +160,9 @@ def train_seeds(cfg: Config, run_dir: str | Path | None, seeds) -> list:
     paths = RunPaths(run_dir or default_run_dir(cfg))
     if paths.checkpoints.is_dir():
         raise AnetError(f"{paths.dir} is a single-seed run; give --seeds another --run-dir")
+    if cfg.train.distribute == "multi_worker" and len(seeds) > 1:  # one cluster per process
+        raise AnetError("--seeds with train.distribute=multi_worker: start the workers once per "
+                        "seed (--set run.seed=N --run-dir RUN/seed-N)")
     finals = []
     for seed in seeds:
         print(f"seed {seed} -> {paths.seed(seed).dir}")
@@ -159,17 +172,27 @@ def train_seeds(cfg: Config, run_dir: str | Path | None, seeds) -> list:
     return finals
 
 
-def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.CheckpointState:
+def start(cfg: Config, paths: RunPaths, resolver=None, chief: RunPaths | None = None
+          ) -> tuple[Session, Loop] | checkpoints.CheckpointState:
     """Start or resume a run: its session and where the loop continues, or the final
-    checkpoint of a run that needs no more training."""
+    checkpoint of a run that needs no more training.
+
+    A multi-worker run's workers all resume from the chief's newest checkpoint (``chief``,
+    the run folder; ``paths`` is this worker's own): they must agree on the step.
+    """
+    chief = chief or paths
     info = load_dataset(cfg.data.dir)
     if cfg.data.augment and cfg.data.flip and info.name in pipeline.DIGIT_DATASETS:
         raise AnetError(f"data.flip: true mirrors {info.name} digits into non-digits; set "
                         "data.flip: false (rotate_degrees/scale/translate still apply)")
     setup(cfg)
-    strategy = make_strategy(cfg.train.distribute)
+    strategy = make_strategy(cfg.train.distribute, resolver)
     checkpoints.clean_partial(paths.checkpoints)
-    resume = checkpoints.newest_good(paths.checkpoints)  # a damaged newer one is skipped, with a notice
+    resume = checkpoints.newest_good(chief.checkpoints)  # a damaged newer one is skipped, with a notice
+    if chief != paths:  # a worker's own checkpoints after that one belong to a lost future
+        for name in checkpoints.drop_after(paths.checkpoints, resume.step if resume else 0):
+            print(f"notice: {paths.dir}: removed {name}, newer than the chief's "
+                  f"{resume.name if resume else 'start'}", file=sys.stderr)
     if resume:
         stored, added = resume_policy.normalise(resume.config)  # keys added since the run began
         if added:
@@ -216,11 +239,12 @@ def start(cfg: Config, paths: RunPaths) -> tuple[Session, Loop] | checkpoints.Ch
                   "this resume does not match an uninterrupted run bit for bit", file=sys.stderr)
         loop = Loop(saved.step, saved.epoch, saved.batch_in_epoch, saved.schedule,
                     stalled=resume.stalled)  # every later checkpoint still says so
-        print(f"resuming {paths.dir} from {resume.name}: step {loop.step}, epoch {loop.epoch}, "
+        source = resume.name if chief == paths else resume.path  # a worker: the chief's
+        print(f"resuming {paths.dir} from {source}: step {loop.step}, epoch {loop.epoch}, "
               f"best {loop.schedule.best:.4f}, lr {loop.schedule.lr:g}")
     optimizer.learning_rate = loop.schedule.lr
     session = Session(
-        cfg=cfg, paths=paths, info=info, spec=spec, strategy=strategy, model=model,
+        cfg=cfg, paths=paths, chief=chief, info=info, spec=spec, strategy=strategy, model=model,
         optimizer=optimizer,
         train_step=make_train_step(model, optimizer, strategy, batch, cfg.train.jit_compile,
                                    distributed=cfg.train.distribute != "none",
@@ -370,6 +394,16 @@ def _diverged(s: Session, step: int, what: str) -> AnetError:
     where = last.name if last else "none"
     return AnetError(f"step {step}: {what}; stopped. Last good checkpoint: {where}. "
                      "Lower schedule.lrs or check the data")
+
+
+def _worker_lost(s: Session, step: int, error: Exception) -> AnetError:
+    s.writer.wait()  # the save in flight, if any, is the one to resume from
+    last = checkpoints.latest(s.chief.checkpoints)
+    where = last.path if last else "none yet"
+    why = re.sub(r"\{\{.*?\}\}\s*", "", error.message).splitlines()[0].rstrip(":")
+    return AnetError(f"step {step}: a worker of the cluster is gone ({why}); stopped. Last "
+                     f"checkpoint: {where}. Start every worker again with the same command to "
+                     "resume from it")
 
 
 def _stalled(row: dict, num_classes: int, action: str) -> dict:

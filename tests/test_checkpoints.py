@@ -75,6 +75,16 @@ def test_mismatched_model_and_optimizer_are_clear_errors(tmp_path):
         C.load(path, model=m, optimizer=adam)
 
 
+def test_drop_after_removes_a_workers_checkpoints_past_the_chiefs(tmp_path):
+    m, opt = tiny()
+    for step in (1, 4, 8):
+        C.save(tmp_path, model=m, optimizer=opt, state=state(step))
+    assert C.drop_after(tmp_path, 4) == ["ckpt-00000008"]
+    assert [c.step for c in C.list_checkpoints(tmp_path)] == [1, 4]
+    assert [json.loads(x)["step"] for x in (tmp_path / C.INDEX).read_text().splitlines()] == [1, 4]
+    assert C.drop_after(tmp_path, 4) == [] and C.drop_after(tmp_path / "none", 0) == []
+
+
 def test_only_the_newest_keeps_the_optimizer_state(tmp_path):
     m, opt = tiny()
     for step in (1, 5, 9):

@@ -1,11 +1,10 @@
 """anet train end to end on a tiny config: artefacts, resume after SIGKILL, Ctrl-C, NaN stop,
-determinism, multi-worker with two local CPU workers, train-many and bad inputs."""
+determinism, train-many and bad inputs (multi-worker: test_cluster.py)."""
 
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -295,58 +294,6 @@ def test_ctrl_c_checkpoints_the_current_step_and_resume_matches_a_straight_run(t
     train(load_config(cfg_path, over + stop_at), tmp_path / "straight")
     for x, y in zip(weights(run), weights(tmp_path / "straight")):
         np.testing.assert_array_equal(x, y)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_multi_worker_two_local_workers_end_with_identical_weights(tmp_path, data):
-    cfg_path = tiny_config(tmp_path, data, epochs=2)
-    run = tmp_path / "run"
-    workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
-    procs = []
-    for i in range(2):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
-        procs.append(subprocess.Popen(
-            ANET + ["train", str(cfg_path), "--run-dir", str(run), "--set", "train.distribute=multi_worker"],
-            env=dict(ENV, TF_CONFIG=json.dumps(tf_config)), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True))
-    for p in procs:
-        out, _ = p.communicate(timeout=300)
-        assert p.returncode == 0, out[-3000:]
-    chief, other = weights(run), weights(run / "worker-1")
-    assert checkpoints.latest(run / "checkpoints").step == 24
-    for x, y in zip(chief, other):
-        np.testing.assert_array_equal(x, y)
-
-
-@pytest.mark.slow
-def test_train_many_runs_each_config_in_its_own_dir_on_cpu(tmp_path, data):
-    a = tiny_config(tmp_path, data, epochs=1, name="a")
-    b = tiny_config(tmp_path, data, epochs=1, name="b")
-    out = subprocess.run(ANET + ["train-many", str(a), str(b), "--set", f"run.dir={tmp_path}/x"],
-                         env=ENV, capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert out.returncode == 2 and "share a run directory" in out.stderr
-    out = subprocess.run(ANET + ["train-many", str(a), str(b)], env=ENV, capture_output=True,
-                         text=True, cwd=tmp_path, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    for name in ("a", "b"):
-        assert (tmp_path / "runs" / name / "train.log").is_file()
-        assert checkpoints.latest(tmp_path / "runs" / name / "checkpoints").finished
-    assert out.stdout.index("start") < out.stdout.index("done: ")
-
-
-def test_bad_gpus_argument(tmp_path, data):
-    a = tiny_config(tmp_path, data)
-    out = subprocess.run(ANET + ["train-many", str(a), "--gpus", "0,x"], env=ENV,
-                         capture_output=True, text=True)
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1] == \
-        "error: --gpus '0,x': expected comma-separated GPU indices like 0,1,2"
 
 
 def test_gpu_flag_without_a_gpu_trains_on_the_cpu_and_bad_index_is_an_error(tmp_path, data):
