@@ -58,7 +58,7 @@ def train_many(jobs: Sequence[Job], gpus: list[int]) -> int:
     """
     slots = gpus or [None]
     envs = {slot: gpu_env(slot, os.environ.get("CUDA_VISIBLE_DEVICES")) for slot in slots}
-    running: dict = {}  # slot -> (process, job, log file)
+    running: dict = {}  # slot -> (process, log file, job)
     codes = []
     pending = list(jobs)
     stop = _Interrupts()
