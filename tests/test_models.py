@@ -12,7 +12,7 @@ from anet import models
 from anet.cli import cli
 from anet.config import ModelConfig, load_config
 from anet.errors import AnetError
-from anet.layers import LocalResponseNormalization
+from anet.layers import LocalResponseNormalization, lrn_ops
 
 TINY = {"width": 0.0625, "fc_units": 16}
 FULL = {"alexnet": (227, 227, 3), "anetc6": (227, 227, 3), "vgg16": (224, 224, 3)}
@@ -237,6 +237,38 @@ def test_lrn_equals_tf_local_response_normalization():
     half = LocalResponseNormalization(dtype="mixed_float16")(tf.cast(x, tf.float16))
     assert half.dtype == tf.float16
     np.testing.assert_allclose(tf.cast(half, tf.float32), expected, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("radius,channels", [(2, 32), (2, 3), (1, 1), (3, 5)])
+def test_lrn_ops_equals_tf_op_incl_edge_channels(radius, channels):
+    # the keras.ops form that non-TF backends run (gpu_bench.py on JAX): fewer channels than
+    # the window (3, 1) and the first/last r channels check the zero-padded edges
+    x = tf.random.stateless_normal((2, 5, 5, channels), seed=(5, channels)) * 60.0
+    args = {"depth_radius": radius, "bias": 2.0, "alpha": 1e-4, "beta": 0.75}
+    expected = tf.nn.local_response_normalization(x, **args)
+    got = lrn_ops(x, radius, 2.0, 1e-4, 0.75)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    # the edges really differ from an interior-only formula
+    assert not np.allclose(expected[..., 0], x[..., 0] / 2.0**0.75, rtol=1e-3)
+
+
+def test_model_modules_import_tensorflow_only_lazily():
+    # scripts/gpu_bench.py builds anet's models with Keras on JAX where TensorFlow is absent:
+    # the modules it imports may import tensorflow only inside functions
+    import ast
+    from pathlib import Path
+
+    import anet
+
+    root = Path(anet.__file__).parent
+    for module in ("models.py", "layers.py", "errors.py", "data/info.py"):
+        tree = ast.parse((root / module).read_text())
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
+        assert not [n for n in names if n.split(".")[0] == "tensorflow"], module
+        assert {n for n in names if n.startswith("anet")} <= {"anet.errors", "anet.models",
+                                                             "anet.data.info"}, module
 
 
 def test_too_small_input_names_layer_and_smallest_size():
