@@ -77,6 +77,7 @@ class CheckpointState:
     valid_acc: float | None = None  # last validation (None: not validated at this step)
     valid_loss: float | None = None
     valid_step: int | None = None  # the step that validation was made at
+    valid_polarity_acc: float | None = None  # the polarity head's valid accuracy at valid_step
     monitored: float | None = None  # Algorithm 1's accuracy that triggered a "check" save
     train_acc: float | None = None  # the mini-batch accuracy at that check
     stop_reason: str | None = None  # final/interrupt saves: epochs | max_steps | early_break | ...

@@ -343,7 +343,7 @@ def report(runs, run_dirs, datasets, as_csv, html_out, md_out, visualize, per_se
 
 @cli.command()
 @run_dir_option
-@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.argument("images", nargs=-1, type=click.Path())
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--ckpt", default=None,
               help="Checkpoint name or step (default: evaluate's choice, else best valid, else latest).")
@@ -358,15 +358,34 @@ def report(runs, run_dirs, datasets, as_csv, html_out, md_out, visualize, per_se
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON document (run, checkpoint, per image top-k and flags, skipped "
                    "files) instead of the TSV table.")
+@click.option("--cell", type=click.Path(), default=None, metavar="DIR",
+              help="Instead of IMAGES: one cell's chromosome crops (a folder, not recursive): "
+                   "labels after the per-cell assignment and the cell's ISCN call.")
+@click.option("--karyogram", "karyogram_out", type=click.Path(), default=None, metavar="OUT.png",
+              help="With --cell: also draw the cell's karyogram to OUT.png.")
 @set_option
-def predict(run_dir, images, top_k, ckpt, out, min_confidence, scale, as_json, overrides) -> None:
+def predict(run_dir, images, top_k, ckpt, out, min_confidence, scale, as_json, cell,
+            karyogram_out, overrides) -> None:
     """Top-k classes for JPG/PNG/TIF IMAGES: files, folders (recursive) or glob patterns.
 
-    stdout holds only the predictions: a TSV table (path, class_1, prob_1, ..., flags) or,
-    with --json, one JSON document; notices and the summary go to stderr.
+    stdout holds only the predictions: a TSV table (path, class_1, prob_1, ..., [polarity,
+    polarity_prob,] flags) or, with --json, one JSON document; notices and the summary go to
+    stderr. Unreadable files are reported and skipped; the exit code is then 1.
 
-    Unreadable files are reported and skipped; the exit code is then 1.
+    --cell DIR: a TSV line per chromosome (path, label after the per-cell assignment, argmax
+    label[, polarity]) and `call: ISCN`; an unreadable file is an error (the call needs them all).
     """
+    if cell is not None:
+        if images or out or as_json:
+            what = "IMAGES" if images else "--out" if out else "--json"
+            raise AnetError(f"--cell {cell}: {what} does not apply to one cell's call; drop it")
+        from anet.predict_cell import predict_cell
+
+        predict_cell(run_dir, cell, karyogram=karyogram_out, ckpt=ckpt, scale=scale,
+                     overrides=overrides)
+        return
+    if karyogram_out is not None:
+        raise AnetError("--karyogram draws one cell's karyogram; add --cell DIR")
     from anet.predict import predict as run_predict
 
     result = run_predict(run_dir, list(images), top_k=top_k, ckpt=ckpt, out=out,
@@ -385,9 +404,13 @@ def predict(run_dir, images, top_k, ckpt, out, min_confidence, scale, as_json, o
 @set_option
 def karyogram(folder, run_dir, out, ckpt, overrides) -> None:
     """One cell's crops (FOLDER) -> labels after per-cell assignment, its call, its karyogram."""
-    from anet.predict import predict_cell
+    from pathlib import Path
 
-    predict_cell(run_dir, folder, out=out, ckpt=ckpt, overrides=overrides)
+    from anet.predict_cell import predict_cell
+
+    folder = Path(folder)
+    predict_cell(run_dir, folder, ckpt=ckpt, overrides=overrides,
+                 karyogram=out or folder.resolve().with_name(f"{folder.resolve().name}-karyogram.png"))
 
 
 @cli.command()

@@ -42,6 +42,8 @@ class ModelConfig:
     weight_decay: float = 0.0005  # L2 penalty on conv/dense kernels
     batch_norm: bool = False  # BatchNorm after every conv, before its ReLU (beyond the paper)
     init: str = "he_normal"  # he_normal | glorot_uniform (Keras' default) | alexnet (N(0,0.01), bias 1)
+    polarity: bool = False  # a second, two-way head (p-arm up/down) on the fc trunk (needs polarity data)
+    polarity_weight: float = 0.5  # its cross-entropy's weight in the training loss
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,8 @@ def _validate(c: Config, s: str) -> None:
     _check(0 <= c.model.dropout < 1, s, "model.dropout", f"must be in [0, 1), got {c.model.dropout}")
     _check(c.model.weight_decay >= 0, s, "model.weight_decay", "must be >= 0")
     _one_of(c.model.init, INITS, s, "model.init")
+    _check(c.model.polarity_weight > 0, s, "model.polarity_weight",
+           f"must be > 0, got {c.model.polarity_weight}")
     _check(8 <= c.data.image_size <= 1024, s, "data.image_size",
            f"must be in [8, 1024], got {c.data.image_size}")
     _one_of(c.data.resize, ("stretch", "pad"), s, "data.resize")

@@ -25,6 +25,7 @@ from anet.config import dump_yaml
 from anet.data.info import DatasetInfo
 from anet.errors import AnetError
 from anet.files import atomic_write, check_writable, safe_name
+from anet.models import has_polarity, split_outputs
 from anet.plotting import plot_confusion, plot_errors
 from anet.runlog import record_command
 from anet.runs import RunPaths, build_model, check_fits, choose_checkpoint, open_run
@@ -65,10 +66,17 @@ def _forward(model):
 
 def _collect(forward, ds, split: str) -> dict:
     """Probabilities, labels, filenames, cells and stored sizes of a split, plus the first
-    ERROR_IMAGES misclassified inputs (with their file and cell) for errors.png."""
+    ERROR_IMAGES misclassified inputs (with their file and cell) for errors.png; for a model
+    with the polarity head (a dataset read with ``polarity=True``) also ``polarity_probs`` [n, 2]
+    and the true ``polarity`` (-1 unknown)."""
     probs, labels, names, cells, sizes, errors = [], [], [], [], [], []
-    for x, y, fname, cell, hw in ds:
-        p = forward(x).numpy()
+    pol_probs, pols = [], []
+    for x, y, fname, cell, hw, *pol in ds:
+        p, pp = split_outputs(forward(x))
+        p = p.numpy()
+        if pp is not None and pol:
+            pol_probs.append(pp.numpy())
+            pols.append(pol[0].numpy())
         y = y.numpy()
         fname, cell = [f.decode("utf-8") for f in fname.numpy()], [c.decode("utf-8") for c in cell.numpy()]
         wrong = np.flatnonzero(p.argmax(axis=1) != y)
@@ -85,14 +93,27 @@ def _collect(forward, ds, split: str) -> dict:
 
         raise AnetError(empty_split(split))
     return {"probs": np.concatenate(probs), "labels": np.concatenate(labels), "filenames": names,
-            "cells": cells, "sizes": np.concatenate(sizes), "errors": errors, "split": split}
+            "cells": cells, "sizes": np.concatenate(sizes), "errors": errors, "split": split,
+            "polarity_probs": np.concatenate(pol_probs) if pol_probs else None,
+            "polarity": np.concatenate(pols) if pols else None}
+
+
+def polarity_accuracy(out: dict) -> dict | None:
+    """The polarity head's accuracy over the examples of known polarity of a collected split
+    (None for a model without the head)."""
+    if out["polarity_probs"] is None:
+        return None
+    known = out["polarity"] >= 0
+    hits = (out["polarity_probs"].argmax(axis=1) == out["polarity"]) & known
+    n = int(known.sum())
+    return {"accuracy": float(hits.sum() / n) if n else None, "examples": n}
 
 
 def _tally(forward, ds, k: int, split: str) -> tuple[np.ndarray, int]:
     """(confusion matrix, top-k hits) of a split of (image, label) batches, batch by batch."""
     cm, top = np.zeros((k, k), dtype=np.int64), 0
     for x, y in ds:
-        c, t = metrics.tally(forward(x).numpy(), y.numpy(), k)
+        c, t = metrics.tally(split_outputs(forward(x))[0].numpy(), y.numpy(), k)
         cm, top = cm + c, top + t
     if not cm.sum():
         from anet.data.pipeline import empty_split  # TF is loaded by now
@@ -212,6 +233,7 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
         check_fits(run, c, len(classes))
 
     model = build_model(run)
+    polar = has_polarity(model)  # the split is then read with its polarity
     forward = _forward(model)
     score = make_eval_fn(model)
     valid_ds = pipeline.eval_dataset(data_dir, "valid", read, batch_size=batch)
@@ -241,9 +263,10 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
 
     k = len(classes)
     out = _collect(forward, pipeline.eval_dataset(data_dir, split, read, batch_size=batch,
-                                                  with_meta=True), split)
+                                                  with_meta=True, polarity=polar), split)
     valid_out = out if split == "valid" else _collect(forward, pipeline.eval_dataset(
-        data_dir, "valid", read, batch_size=batch, with_meta=True), "valid") if predictions else None
+        data_dir, "valid", read, batch_size=batch, with_meta=True, polarity=polar),
+        "valid") if predictions else None
     # The chosen checkpoint's confusion and top-k on every split (macro-F1, top-5 in eval.json)
     tallies = {"train": _tally(forward, pipeline.eval_dataset(
         data_dir, "train", read, batch_size=batch, max_batches=train_batches), k, "train"),
@@ -279,6 +302,7 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
         "per_class": metrics.per_class(cm, classes),
         "confusion": cm.tolist(),
         "errors": misclassified(out, classes),
+        "polarity": polarity_accuracy(out),
         "karyotype": None,
     }
     if karyotype.applies(classes, out["cells"]):
@@ -326,6 +350,7 @@ def draw_karyograms(run, out: dict, rows: list[dict], split: str, dataset: str) 
 
     assigned = karyotype.assign_cells(out["probs"], out["cells"])
     argmax = out["probs"].argmax(axis=1)
+    pol = out["polarity_probs"].argmax(axis=1) if out["polarity_probs"] is not None else None
     paths = []
     run.paths.karyogram(dataset, split, "cell").parent.mkdir(exist_ok=True)
     for row in rows:
@@ -339,7 +364,7 @@ def draw_karyograms(run, out: dict, rows: list[dict], split: str, dataset: str) 
         paths.append(karyogram.draw(
             images, assigned[idx], run.paths.karyogram(dataset, split, row["cell"]),
             title=f"{row['cell']}: called {row['call']}{truth}", argmax=argmax[idx],
-            truth=out["labels"][idx]))
+            truth=out["labels"][idx], polarity=pol[idx] if pol is not None else None))
     return paths
 
 
@@ -382,6 +407,9 @@ def summary(result: dict, predictions: Path | None = None) -> str:
         lines.append("macro-F1 leaves out classes absent from a split: " + "; ".join(
             f"{s}: {', '.join(map(str, c[:6]))}" + (f" and {len(c) - 6} more" if len(c) > 6 else "")
             for s, c in absent.items()))
+    if pol := result.get("polarity"):
+        shown = f"{pol['accuracy']:.4f}" if pol["accuracy"] is not None else "n/a (not recorded)"
+        lines.append(f"polarity ({result['split']}, {pol['examples']} known): accuracy {shown}")
     k = result.get("karyotype")
     if k:
         lines.append(f"karyotype ({k['split']}, {k['cells']} cells, {k['chromosomes']} chromosomes): "

@@ -3,8 +3,10 @@
 Two signatures, both through the run's input contract (``pipeline.resize``/``normalize``):
 ``serving_default`` takes encoded JPEG/PNG/BMP/GIF bytes (TensorFlow cannot decode TIF);
 ``serving_pixels`` takes decoded pixel arrays on the 8-bit scale (how a caller passes TIFs it
-decoded itself). ``export.json`` says what the model is: classes, input contract, intensity
-policy, the selected checkpoint and its accuracies, the dataset, the anet version.
+decoded itself). A model with the polarity head also returns ``polarity_probabilities`` [N, 2]
+(p-arm up, down) and ``polarity`` [N] (``up``/``down``). ``export.json`` says what the model
+is: classes, polarity, input contract, intensity policy, the selected checkpoint and its
+accuracies, the dataset, the anet version.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from anet import __version__
 from anet.data.contract import INTENSITY_TEXT
 from anet.errors import AnetError
 from anet.files import atomic_write, check_writable
+from anet.models import POLARITY_CLASSES
 from anet.runs import eval_result, open_chosen, pick_run
 
 EXPORT_INFO = "export.json"
 TFLITE = "model.tflite"
 SIGNATURES = {
     "serving_default": "images: encoded JPEG/PNG/BMP/GIF bytes [N] (not TIF) -> probabilities "
-                       "[N, K], class_ids [N], class_names [N]",
+                       "[N, K], class_ids [N], class_names [N] (with the polarity head also "
+                       "polarity_probabilities [N, 2] and polarity [N]: up|down)",
     "serving_pixels": "pixels: float32 [N, H, W, C], decoded images of one size on the 8-bit "
                       "scale 0..255 after the intensity policy (16-bit: divide by 257) -> the same "
                       "outputs",
@@ -40,6 +44,7 @@ def serving_module(model, spec):
     import tensorflow as tf
 
     from anet.data.pipeline import eval_transform, normalize, resize
+    from anet.models import split_outputs
 
     shape = [spec.image_size, spec.image_size, spec.channels]
 
@@ -50,10 +55,15 @@ def serving_module(model, spec):
             self.class_names = tf.constant(list(spec.classes))
 
         def _outputs(self, x):
-            probs = self.model(x, training=False)
+            probs, pol = split_outputs(self.model(x, training=False))
             ids = tf.argmax(probs, axis=-1, output_type=tf.int32)
-            return {"probabilities": probs, "class_ids": ids,
-                    "class_names": tf.gather(self.class_names, ids)}
+            out = {"probabilities": probs, "class_ids": ids,
+                   "class_names": tf.gather(self.class_names, ids)}
+            if pol is not None:
+                out["polarity_probabilities"] = pol
+                out["polarity"] = tf.gather(tf.constant(list(POLARITY_CLASSES)),
+                                            tf.argmax(pol, axis=-1, output_type=tf.int32))
+            return out
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
         def serve(self, images):
@@ -87,6 +97,7 @@ def provenance(run, chosen: dict, why: str) -> dict:
         "model": run.cfg.model.name,
         "checkpoint": {"name": name, "step": chosen.step, "why": why, "accuracy": acc},
         "classes": list(spec.classes),
+        "polarity": list(POLARITY_CLASSES) if run.cfg.model.polarity else None,
         "input": dataclasses.asdict(spec),
         "intensity_policy": INTENSITY_TEXT,
         "dataset": {"name": spec.dataset, "sha256": spec.dataset_sha256},

@@ -4,8 +4,10 @@
 pixels) is vertical; :func:`draw` places a cell's chromosomes by their assigned class in the
 standard rows (1-5 / 6-12, X / 13-18 / 19-22, Y), all at one scale, the class under each
 group, the call as the title. Chromosomes whose label the per-cell assignment changed are
-outlined in orange, those whose label differs from the truth (where known) in red. Without a
-polarity head the p-arm may point down: the picture shows each chromosome as the axis left it.
+outlined in orange, those whose label differs from the truth (where known) in red. A model
+with the polarity head gives each chromosome's p-arm end: those it calls "down" are turned
+half a turn, so the p-arm is up; without the head the p-arm may point down (each chromosome
+is shown as the axis left it).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def upright(img: np.ndarray) -> np.ndarray:
     return np.clip(np.round(turned[r0:r1, c0:c1]), 0, 255).astype(np.uint8)
 
 
-def draw(images, assigned, out: str | Path, *, title: str, argmax=None, truth=None) -> Path:
+def draw(images, assigned, out: str | Path, *, title: str, argmax=None, truth=None,
+         polarity=None) -> Path:
     """Write one cell's karyogram PNG.
 
     Args:
@@ -67,11 +70,15 @@ def draw(images, assigned, out: str | Path, *, title: str, argmax=None, truth=No
         title: the figure title (the cell and its call; the truth where known).
         argmax: per-chromosome labels before the assignment: changed ones are outlined orange.
         truth: true labels where known: wrong ones are outlined red.
+        polarity: the polarity head's call per chromosome (0 p-arm up, 1 down): 1 is turned
+            by 180 degrees after :func:`upright`.
     Returns:
         ``out``.
     """
     assigned = np.asarray(assigned)
     crops = [upright(np.asarray(im)) for im in images]
+    if polarity is not None:
+        crops = [np.rot90(c, 2) if p == 1 else c for c, p in zip(crops, polarity)]
     groups = {c: [i for i in np.flatnonzero(assigned == c)] for c in range(len(KARYOTYPE_CLASSES))}
     gap, pad, label_h = 6, 24, 16
     row_w = [sum(sum(crops[i].shape[1] + 3 for i in groups[c]) + pad for c in row) for row in LAYOUT]

@@ -1,11 +1,13 @@
 """Architectures as layer-spec tables, one planner (shapes, parameters, FLOPs) and one builder.
 
 Each architecture is a tuple of specs ``(kind, name, *args)``; every model then gets the same
-head ``flatten -> fc1 -> drop1 -> fc2 -> drop2 -> fc3 (softmax)``. :func:`layer_table` expands a
-table into concrete rows (output shape, parameters, FLOPs) in pure Python, which also rejects
-inputs that are too small, and :func:`build` turns those rows into a Keras functional model.
-TensorFlow is imported only inside :func:`build`, so ``anet models`` and ``anet summary`` stay
-instant.
+head ``flatten -> fc1 -> drop1 -> fc2 -> drop2 -> fc3 (softmax)``. With ``polarity`` a second,
+two-way softmax ``polarity`` (p-arm up / down) shares that trunk: it reads drop2's output, like
+fc3, and the model then has two outputs ``[classes, polarity]`` (see :func:`split_outputs`).
+:func:`layer_table` expands a table into concrete rows (output shape, parameters, FLOPs) in
+pure Python, which also rejects inputs that are too small, and :func:`build` turns those rows
+into a Keras functional model. TensorFlow is imported only inside :func:`build`, so
+``anet models`` and ``anet summary`` stay instant.
 
 Conventions:
 - channels-last; conv and dense layers use a fused ReLU (``batch_norm`` puts ``bn`` and a
@@ -104,6 +106,8 @@ MODELS = tuple(ARCHITECTURES)  # the valid model.name values
 INPUT_SIZE = {"alexnet": 227, "anetc6": 227, "vgg16": 224}  # the papers' input sizes
 LRN_ARGS = {"depth_radius": 2, "bias": 2.0, "alpha": 1e-4, "beta": 0.75}  # AlexNet's n=5, k, a, b
 POOL_LAST = "pool_last"
+POLARITY = "polarity"  # the polarity head's layer name (and the second output's)
+POLARITY_CLASSES = ("up", "down")  # its two outputs: where the p-arm points (records: 0 / 1)
 INITS = ("he_normal", "glorot_uniform", "alexnet")
 # AlexNet's recipe gives these layers bias 1 ("accelerates the early stages of learning by
 # providing the ReLUs with positive inputs"); VGG16 names its convs convB_i, so none match.
@@ -114,7 +118,7 @@ class Row(NamedTuple):
     """One layer of a planned model; ``args`` are the Keras constructor arguments."""
 
     name: str
-    kind: str  # input | conv | bn | relu | lrn | pool | flatten | fc | dropout
+    kind: str  # input | conv | bn | relu | lrn | pool | flatten | fc | dropout | head
     shape: tuple  # output shape without the batch axis
     params: int  # all weights, trainable or not (what model.count_params() counts)
     flops: int  # forward FLOPs per example (conv and dense only, multiply-add = 2)
@@ -129,11 +133,13 @@ def _out(n: int, k: int, s: int, padding: str) -> int:
 
 
 def layer_table(name: str, input_shape, num_classes: int, *, width: float = 1.0,
-                fc_units: int = 4096, dropout: float = 0.5, batch_norm: bool = False) -> list[Row]:
+                fc_units: int = 4096, dropout: float = 0.5, batch_norm: bool = False,
+                polarity: bool = False) -> list[Row]:
     """Expand an architecture into rows with output shapes, parameters and FLOPs (no TF).
 
     Args:
         input_shape: ``(height, width, channels)``.
+        polarity: add the ``polarity`` head (kind ``head``: a dense layer on fc3's input).
 
     Raises:
         AnetError: unknown model, or an input so small that a feature map vanishes (the
@@ -142,7 +148,7 @@ def layer_table(name: str, input_shape, num_classes: int, *, width: float = 1.0,
     if name not in ARCHITECTURES:
         raise AnetError(f"unknown model {name!r} (known: {', '.join(ARCHITECTURES)})")
     rows, vanished = _plan(name, tuple(input_shape), num_classes, width, fc_units, dropout,
-                           batch_norm)
+                           batch_norm, polarity)
     if vanished:
         h, w, c = input_shape
         smallest = smallest_input_size(name, c)
@@ -153,7 +159,7 @@ def layer_table(name: str, input_shape, num_classes: int, *, width: float = 1.0,
     return rows
 
 
-def _plan(name, input_shape, num_classes, width, fc_units, dropout, batch_norm):
+def _plan(name, input_shape, num_classes, width, fc_units, dropout, batch_norm, polarity=False):
     """Rows of the model, and the name of the layer whose output vanished ('' if none)."""
     h, w, c = input_shape
     rows = [Row("input", "input", (h, w, c), 0, 0, {})]
@@ -192,6 +198,9 @@ def _plan(name, input_shape, num_classes, width, fc_units, dropout, batch_norm):
     rows.append(Row("fc3", "fc", (num_classes,), n * num_classes + num_classes,
                     2 * n * num_classes,
                     {"units": num_classes, "activation": "softmax", "dtype": "float32"}))
+    if polarity:  # p-arm up / down, from the same trunk as fc3
+        rows.append(Row(POLARITY, "head", (2,), n * 2 + 2, 2 * n * 2,
+                        {"units": 2, "activation": "softmax", "dtype": "float32"}))
     return rows, ""
 
 
@@ -237,18 +246,20 @@ def initializers(init: str, row: Row) -> dict:
 
 def build(name: str, input_shape, num_classes: int, *, width: float = 1.0,
           fc_units: int = 4096, dropout: float = 0.5, weight_decay: float = 0.0,
-          batch_norm: bool = False, init: str = "he_normal"):
+          batch_norm: bool = False, init: str = "he_normal", polarity: bool = False):
     """Build architecture ``name`` as a Keras functional model named ``name``.
 
     Args:
         input_shape: ``(height, width, channels)``, channels-last.
         num_classes: units of fc3 (float32 softmax).
         init: one of :data:`INITS` (see :func:`initializers`).
+        polarity: add the two-way ``polarity`` head; the model then outputs
+            ``[class probabilities, polarity probabilities]``.
     Returns:
         An uncompiled ``keras.Model``; every layer is named as in :func:`layer_table`.
     """
     rows = layer_table(name, input_shape, num_classes, width=width, fc_units=fc_units,
-                       dropout=dropout, batch_norm=batch_norm)
+                       dropout=dropout, batch_norm=batch_norm, polarity=polarity)
     import keras
 
     from anet.layers import LocalResponseNormalization
@@ -271,11 +282,30 @@ def build(name: str, input_shape, num_classes: int, *, width: float = 1.0,
         "flatten": lambda r: keras.layers.Flatten(name=r.name),
         "fc": lambda r: keras.layers.Dense(**r.args, **weights(r), name=r.name),
         "dropout": lambda r: keras.layers.Dropout(**r.args, name=r.name),
+        "head": lambda r: keras.layers.Dense(**r.args, **weights(r), name=r.name),
     }
     inputs = x = keras.Input(shape=rows[0].shape, name="input")
+    trunk, heads = None, []
     for row in rows[1:]:
+        if row.kind == "head":  # reads the trunk that fc3 reads
+            heads.append(make[row.kind](row)(trunk))
+            continue
+        if row.name == "fc3":
+            trunk = x
         x = make[row.kind](row)(x)
-    return keras.Model(inputs, x, name=name)
+    return keras.Model(inputs, [x, *heads] if heads else x, name=name)
+
+
+def split_outputs(outputs):
+    """``(class probabilities, polarity probabilities or None)`` of a model's outputs."""
+    if isinstance(outputs, (list, tuple)):
+        return outputs[0], outputs[1]
+    return outputs, None
+
+
+def has_polarity(model) -> bool:
+    """Whether a built model has the polarity head."""
+    return any(layer.name == POLARITY for layer in model.layers)
 
 
 def build_from_config(model_cfg, image_size: int, channels: int, num_classes: int):
@@ -287,7 +317,8 @@ def build_from_config(model_cfg, image_size: int, channels: int, num_classes: in
 def _table_options(model_cfg) -> dict:
     """The ModelConfig fields that shape the layer table."""
     return {"width": model_cfg.width, "fc_units": model_cfg.fc_units,
-            "dropout": model_cfg.dropout, "batch_norm": model_cfg.batch_norm}
+            "dropout": model_cfg.dropout, "batch_norm": model_cfg.batch_norm,
+            "polarity": model_cfg.polarity}
 
 
 def _options(model_cfg) -> dict:
@@ -371,7 +402,8 @@ def config_summary(cfg) -> str:
     rows = layer_table(m.name, (size, size, channels), num_classes, **_table_options(m))
     head = (f"{cfg.name}: {m.name}, input {size}x{size}x{channels}, {num_classes} classes "
             f"({source}); width {m.width}, fc_units {m.fc_units}, dropout {m.dropout}, "
-            f"weight_decay {m.weight_decay}, batch_norm {str(m.batch_norm).lower()}, init {m.init}")
+            f"weight_decay {m.weight_decay}, batch_norm {str(m.batch_norm).lower()}, init {m.init}"
+            + (f", polarity head (loss weight {m.polarity_weight})" if m.polarity else ""))
     return head + "\n" + format_table(rows)
 
 

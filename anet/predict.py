@@ -19,6 +19,7 @@ import numpy as np
 from anet.data.images import expand_paths, load_input
 from anet.errors import AnetError
 from anet.files import atomic_write, check_writable
+from anet.models import POLARITY_CLASSES, split_outputs
 from anet.runs import open_chosen, pick_run
 
 
@@ -31,6 +32,7 @@ class Prediction:
     size: tuple[int, int]  # (height, width) of the file
     low_confidence: bool  # top probability below --min-confidence
     out_of_range: bool  # size (times --scale) outside the training size range
+    polarity: tuple[str, float] | None = None  # the polarity head's (up|down, probability)
 
 
 @dataclass(frozen=True)
@@ -47,34 +49,48 @@ def flags(p: Prediction) -> list[str]:
         ["size-out-of-range"] if p.out_of_range else [])
 
 
+POLARITY_COLUMNS = ["polarity", "polarity_prob"]  # a model with the polarity head: up|down, p
+
+
+def _polarity(p: Prediction, digits: int) -> list[str]:
+    return [p.polarity[0], f"{p.polarity[1]:.{digits}f}"] if p.polarity else []
+
+
 def to_csv(result: Predictions, top_k: int) -> str:
-    """One row per input: path, top-k classes and probabilities, flags, size, run, checkpoint,
-    and the reason for files that could not be read (their class columns empty)."""
+    """One row per input: path, top-k classes and probabilities, the polarity head's call and
+    probability (models with the head), flags, size, run, checkpoint, and the reason for files
+    that could not be read (their class columns empty)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    polar = any(p.polarity for p in result.rows)
     w.writerow(["path"] + [f"{c}_{i}" for i in range(1, top_k + 1) for c in ("class", "prob")]
+               + (POLARITY_COLUMNS if polar else [])
                + ["low_confidence", "size_out_of_range", "height", "width", "run", "checkpoint",
                   "error"])
     for p in result.rows:
         top = [v for name, prob in p.top for v in (name, f"{prob:.6f}")]
         top += [""] * (2 * top_k - len(top))
-        w.writerow([p.path, *top, int(p.low_confidence), int(p.out_of_range), *p.size,
-                    result.run, result.checkpoint, ""])
+        w.writerow([p.path, *top, *_polarity(p, 6), int(p.low_confidence), int(p.out_of_range),
+                    *p.size, result.run, result.checkpoint, ""])
     for path, why in result.skipped:
-        w.writerow([path] + [""] * (2 * top_k + 4) + [result.run, result.checkpoint, why])
+        w.writerow([path] + [""] * (2 * top_k + 4 + 2 * polar)
+                   + [result.run, result.checkpoint, why])
     return buf.getvalue()
 
 
-def tsv_header(top_k: int) -> str:
-    """predict's stdout header: path, class_i and prob_i columns, flags (comma-separated)."""
+def tsv_header(top_k: int, polarity: bool = False) -> str:
+    """predict's stdout header: path, class_i and prob_i columns, polarity and polarity_prob
+    (models with the polarity head), flags (comma-separated)."""
     return "\t".join(["path", *(f"{c}_{i}" for i in range(1, top_k + 1) for c in ("class", "prob")),
-                      "flags"])
+                      *(POLARITY_COLUMNS if polarity else []), "flags"])
 
 
 def tsv_row(p: Prediction, top_k: int) -> str:
-    """One image on predict's stdout: its path, a column per class and per probability, flags."""
+    """One image on predict's stdout: its path, a column per class and per probability, the
+    polarity columns (models with the head), flags."""
     top = [v for name, prob in p.top for v in (name, f"{prob:.4f}")]
-    return "\t".join([p.path, *top, *[""] * (2 * top_k - len(top)), ",".join(flags(p))])
+    return "\t".join([p.path, *top, *[""] * (2 * top_k - len(top)), *_polarity(p, 4),
+                      ",".join(flags(p))])
 
 
 def to_json(result: Predictions) -> str:
@@ -84,6 +100,9 @@ def to_json(result: Predictions) -> str:
         "run": result.run, "checkpoint": result.checkpoint, "why": result.why,
         "predictions": [{"path": p.path, "top": [{"class": c, "probability": round(v, 6)}
                                                  for c, v in p.top],
+                         **({"polarity": {"p_arm": p.polarity[0],
+                                          "probability": round(p.polarity[1], 6)}}
+                            if p.polarity else {}),
                          "flags": flags(p), "height": p.size[0], "width": p.size[1]}
                         for p in result.rows],
         "skipped": [{"path": path, "reason": why} for path, why in result.skipped],
@@ -151,16 +170,19 @@ def predict(run_dir: str | Path | None, images, *, top_k: int = 3, ckpt: str | N
             part.append((path, hw))
         if not xs:
             continue
-        probs = model(np.stack(xs), training=False).numpy()
-        for (path, hw), p in zip(part, probs):
+        probs, pol_probs = split_outputs(model(np.stack(xs), training=False))
+        probs = probs.numpy()
+        pol_probs = pol_probs.numpy() if pol_probs is not None else [None] * len(probs)
+        for (path, hw), p, pp in zip(part, probs, pol_probs):
             top = tuple((classes[i], float(p[i])) for i in np.argsort(-p, kind="stable")[:k])
+            pol = (POLARITY_CLASSES[int(pp.argmax())], float(pp.max())) if pp is not None else None
             row = Prediction(str(path), top, hw, top[0][1] < min_confidence,
-                             spec.out_of_range(*hw, scale))
+                             spec.out_of_range(*hw, scale), pol)
             rows.append(row)
             if len(rows) == 1:  # above a first row only: a failed run prints just its error
                 print(f"# run {run.dir}, checkpoint {name} ({why})", file=sys.stderr)
                 if not as_json:
-                    print(tsv_header(k))
+                    print(tsv_header(k, pol is not None))
             if not as_json:
                 print(tsv_row(row, k), flush=True)
     if not rows:
@@ -188,53 +210,3 @@ def _summary(result: Predictions, out: Path | None) -> None:
     if out is not None:
         parts.append(f"wrote {out}")
     print("; ".join(parts), file=sys.stderr)
-
-
-def predict_cell(run_dir: str | Path | None, folder: str | Path, *, out: str | Path | None = None,
-                 ckpt: str | None = None, overrides=()) -> dict:
-    """Label one cell's chromosome crops jointly (per-cell assignment), call its karyotype and
-    write its karyogram; prints one line per chromosome and the call.
-
-    Args:
-        folder: one cell's crops (TIF, JPG, PNG, ...; one chromosome per file, not recursive).
-        out: the karyogram PNG (default ``<folder>-karyogram.png`` beside the folder).
-    Returns:
-        ``{"call", "images", "labels" (after assignment), "argmax", "karyogram"}``.
-    """
-    from PIL import Image
-
-    from anet import karyogram, karyotype
-    from anet.data import iscn
-    from anet.data.images import IMAGE_SUFFIXES
-    from anet.data.sources import read_image
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise AnetError(f"{folder}: not a folder of one cell's chromosome images")
-    images = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                    and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        raise AnetError(f"{folder}: no chromosome images ({', '.join(IMAGE_SUFFIXES)})")
-    out = Path(out) if out else folder.with_name(f"{folder.name}-karyogram.png")
-    check_writable(out.parent, "the karyogram is written there; pass --out elsewhere")
-    run, chosen, why, model = open_chosen(pick_run(run_dir), ckpt, overrides)
-    spec = run.contract
-    classes = list(spec.classes)
-    if not karyotype.is_karyotype(classes):
-        raise AnetError(f"{run.dir}: its classes are not the 24 karyotype classes; a karyogram "
-                        "needs a model trained on chromosomes")
-    xs = [load_input(p, spec)[0] for p in images]
-    probs = np.concatenate([model(np.stack(xs[i:i + 64]), training=False).numpy()
-                            for i in range(0, len(xs), 64)])
-    labels, argmax = karyotype.assign_cell(probs), probs.argmax(axis=1)
-    call = iscn.numerical_call(labels)
-    print(f"# run {run.dir}, checkpoint {chosen.name} ({why})", file=sys.stderr)
-    for path, a, b in zip(images, argmax, labels):
-        changed = f"\t(argmax {classes[a]})" if a != b else ""
-        print(f"{path}\t{classes[b]}{changed}")
-    crops = [np.asarray(Image.fromarray(read_image(p)).convert("L")) for p in images]
-    karyogram.draw(crops, labels, out, title=f"{folder.name}: called {call}", argmax=argmax)
-    print(f"call: {call}")
-    print(f"wrote {out}", file=sys.stderr)
-    return {"call": call, "images": [str(p) for p in images], "labels": labels.tolist(),
-            "argmax": argmax.tolist(), "karyogram": str(out)}

@@ -185,6 +185,10 @@ def start(cfg: Config, paths: RunPaths, resolver=None, chief: RunPaths | None = 
     if cfg.data.augment and cfg.data.flip and info.name in pipeline.DIGIT_DATASETS:
         raise AnetError(f"data.flip: true mirrors {info.name} digits into non-digits; set "
                         "data.flip: false (rotate_degrees/scale/translate still apply)")
+    if cfg.model.polarity and not info.has_polarity:
+        raise AnetError(f"model.polarity: true, but dataset {info.name} ({cfg.data.dir}) records no "
+                        "polarity; set model.polarity: false or prepare data whose manifest has a "
+                        "polarity column")
     setup(cfg)
     strategy = make_strategy(cfg.train.distribute, resolver)
     checkpoints.clean_partial(paths.checkpoints)
@@ -248,10 +252,12 @@ def start(cfg: Config, paths: RunPaths, resolver=None, chief: RunPaths | None = 
         optimizer=optimizer,
         train_step=make_train_step(model, optimizer, strategy, batch, cfg.train.jit_compile,
                                    distributed=cfg.train.distribute != "none",
-                                   label_smoothing=cfg.train.label_smoothing),
+                                   label_smoothing=cfg.train.label_smoothing,
+                                   polarity_weight=cfg.model.polarity_weight),
         evaluate=make_eval_fn(model),
         valid_ds=pipeline.eval_dataset(cfg.data.dir, "valid", spec, batch_size=batch,
-                                       max_batches=cfg.train.eval_batches),
+                                       max_batches=cfg.train.eval_batches,
+                                       polarity=cfg.model.polarity),
         log=MetricsLog(paths.dir, resume_step=loop.step),
         record=dict(config=to_dict(cfg), model=cfg.model.name, num_classes=info.num_classes,
                     input_shape=(cfg.data.image_size, cfg.data.image_size, spec.channels)),
@@ -271,7 +277,7 @@ def train_epoch(s: Session, loop: Loop, stop: _StopRequest) -> tuple[Loop, str]:
     ds = pipeline.train_dataset(
         cfg.data.dir, s.spec, batch_size=batch, epoch=loop.epoch, seed=cfg.run.seed,
         skip_batches=loop.in_epoch, augmentation=pipeline.Augmentation.from_config(cfg.data),
-        shuffle_buffer=cfg.data.shuffle_buffer)
+        shuffle_buffer=cfg.data.shuffle_buffer, polarity=cfg.model.polarity)
     ds = s.strategy.experimental_distribute_dataset(ds) if cfg.train.distribute != "none" else ds
     # A context manager, so an error or Ctrl-C clears the bar before its message prints.
     with progress.bar(s.steps_per_epoch, f"epoch {loop.epoch + 1}", "batch",
@@ -363,8 +369,10 @@ def end_of_epoch(s: Session, loop: Loop) -> tuple[Loop, str]:
         stop_reason = "early_break"
     elif loop.epoch % cfg.train.checkpoint_every_epochs == 0:
         save(s, loop, ["periodic"], **loop.valid)
+    pol = loop.valid.get("valid_polarity_acc")
     print(f"epoch {loop.epoch}: step {loop.step}, valid acc {loop.valid['valid_acc']:.4f}, "
-          f"loss {loop.valid['valid_loss']:.4f}, lr {loop.schedule.lr:g}")
+          f"loss {loop.valid['valid_loss']:.4f}, lr {loop.schedule.lr:g}"
+          + (f", polarity acc {pol:.4f}" if pol is not None else ""))
     return loop, stop_reason
 
 
@@ -427,7 +435,10 @@ def _window_row(window: dict, batch: int, step: int, epoch: int, lr: float) -> d
 def _valid(s: Session, step: int) -> dict:
     r = s.evaluate(s.valid_ds)
     acc, loss = r["acc"], r["loss"]
-    return {"valid_acc": acc, "valid_loss": loss, "valid_step": step}
+    out = {"valid_acc": acc, "valid_loss": loss, "valid_step": step}
+    if r.get("polarity_acc") is not None:
+        out["valid_polarity_acc"] = r["polarity_acc"]
+    return out
 
 
 class _StopRequest:

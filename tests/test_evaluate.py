@@ -16,7 +16,7 @@ from anet.cli import main
 from anet.data import pipeline
 from anet.data.sources import KARYOTYPE_CLASSES
 from anet.errors import AnetError
-from anet.predict import predict_cell
+from anet.predict_cell import predict_cell
 from tests.tbevents import experiment_metrics, read_events
 from tests.tinydata import write_dataset
 from tests.tinyrun import make_tiny_run
@@ -186,16 +186,16 @@ def test_karyotype_run_reports_per_cell_accuracy(tmp_path):
     folder.mkdir()
     for f in (data / "jpg").rglob("test_[0-5].jpg"):
         shutil.copy(f, folder / f.name)
-    res = predict_cell(run, folder)
-    assert res["call"].startswith("6,") and len(res["labels"]) == 6
-    assert Image.open(tmp_path / "cell0-karyogram.png").format == "PNG"
+    res = predict_cell(run, folder, karyogram=tmp_path / "cell0.png")
+    assert res.call.startswith("6,") and len(res.labels) == 6 and res.polarity is None
+    assert Image.open(tmp_path / "cell0.png").format == "PNG"
 
 
 def test_karyograms_need_a_karyotype_run(run, tmp_path):
     with pytest.raises(AnetError, match="--karyograms needs a karyotype dataset"):
         ev.evaluate(run, karyograms=1)
     folder = tmp_path / "cell"
-    with pytest.raises(AnetError, match="not a folder of one cell's chromosome images"):
+    with pytest.raises(AnetError, match="cell: not a folder; pass a folder of one cell's"):
         predict_cell(run, folder)
     folder.mkdir()
     with pytest.raises(AnetError, match="no chromosome images"):
@@ -327,4 +327,4 @@ def test_partial_evaluation_never_replaces_the_selection(run, capsys):
 
 def test_karyogram_command_bad_folder(tmp_path, monkeypatch, capsys):
     last = cli(monkeypatch, capsys, "karyogram", tmp_path / "nope", "--ckpt-dir", tmp_path)
-    assert "nope: not a folder of one cell's chromosome images" in last
+    assert "nope: not a folder; pass a folder of one cell's chromosome crops" in last

@@ -18,11 +18,13 @@ def jpeg(arr: np.ndarray) -> bytes:
 
 
 def write_dataset(out: Path, *, n_per_split=None, channels=1, num_classes=3, size=(20, 12),
-                  seed=0, shards=2, blank=False, jpg_tree=False) -> Path:
+                  seed=0, shards=2, blank=False, jpg_tree=False, polarity=False) -> Path:
     """Bars whose length encodes the class, on a light background; dataset.json like prepare's.
 
     ``blank``: every image is the same grey field, so no network can beat chance.
     ``jpg_tree``: also the ``jpg/<class>/`` files prepare writes beside the records.
+    ``polarity``: every example records a polarity (0: the bar hangs from the top, 1: it stands
+    on the bottom, the image turned upside down), so a polarity head can learn it.
     """
     n_per_split = n_per_split or {"train": 48, "valid": 12, "test": 12}
     rng = np.random.default_rng(seed)
@@ -39,10 +41,14 @@ def write_dataset(out: Path, *, n_per_split=None, channels=1, num_classes=3, siz
             length = 4 + label * (h - 6) // max(num_classes - 1, 1)
             img[1:1 + length, w // 2 - 2:w // 2 + 2] = 30
             img = np.clip(img.astype(int) + rng.integers(-10, 10, img.shape), 0, 255).astype(np.uint8)
+            pol = int(rng.integers(2)) if polarity else -1
+            if pol == 1:
+                img = img[::-1, ::-1].copy()
             if blank:
                 img = np.full((h, w, channels), 128, np.uint8)
             rec = encode_example(image=jpeg(img), label=label, height=h, width=w, channels=channels,
-                                 filename=f"{label}/{split}_{i}.jpg", cell=f"cell{i // 6}")
+                                 filename=f"{label}/{split}_{i}.jpg", cell=f"cell{i // 6}",
+                                 polarity=pol)
             if jpg_tree:
                 (out / "jpg" / str(label)).mkdir(parents=True, exist_ok=True)
                 (out / "jpg" / str(label) / f"{split}_{i}.jpg").write_bytes(jpeg(img))
@@ -56,6 +62,7 @@ def write_dataset(out: Path, *, n_per_split=None, channels=1, num_classes=3, siz
         "totals": {s: sum(c.values()) for s, c in counts.items()} | {"total": sum(n_per_split.values())},
         "size": {"min": [h, w], "max": [h, w]},
         "mean": [0.8] * channels, "std": [0.2] * channels, "has_cells": True, "skipped": [],
+        "has_polarity": polarity,
     }
     (out / "dataset.json").write_text(json.dumps(info))
     return out

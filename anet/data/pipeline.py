@@ -114,6 +114,24 @@ def transform(img: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
     return tf.ensure_shape(out[0], img.shape)
 
 
+def augment_degrees(seed: tf.Tensor, aug: Augmentation) -> tf.Tensor:
+    """The rotation (degrees, counter-clockwise) that :func:`augment` applies for ``seed``."""
+    seeds = tf.random.experimental.stateless_split(seed, 5)
+    return tf.random.stateless_uniform([], seeds[2], -1.0, 1.0) * aug.rotate_degrees
+
+
+def rotated_polarity(polarity: tf.Tensor, rotation: tf.Tensor, degrees: tf.Tensor) -> tf.Tensor:
+    """The p-arm's end (0 up, 1 down, -1 unknown) of a chromosome lying ``rotation`` degrees from
+    upright after turning it by ``degrees`` more: it flips once the axis passes horizontal."""
+    def past_horizontal(deg):
+        return tf.abs(tf.math.floormod(deg + 180.0, 360.0) - 180.0) > 90.0
+
+    rotation = tf.cast(rotation, tf.float32)
+    flip = tf.logical_and(tf.not_equal(past_horizontal(rotation),
+                                       past_horizontal(rotation + degrees)), polarity >= 0)
+    return tf.where(flip, 1 - polarity, polarity)
+
+
 def augment(img: tf.Tensor, seed: tf.Tensor, spec: InputContract,
             aug: Augmentation = Augmentation()) -> tf.Tensor:
     """Seeded training augmentation of one [S, S, C] image: rotation/scale/translation, then
@@ -122,7 +140,7 @@ def augment(img: tf.Tensor, seed: tf.Tensor, spec: InputContract,
     s = spec.image_size
     seeds = tf.random.experimental.stateless_split(seed, 5)
     if aug.affine:
-        angle = tf.random.stateless_uniform([], seeds[2], -1.0, 1.0) * math.radians(aug.rotate_degrees)
+        angle = augment_degrees(seed, aug) * (math.pi / 180)
         zoom = 1.0 + tf.random.stateless_uniform([], seeds[3], -1.0, 1.0) * aug.scale
         shift = tf.random.stateless_uniform([2], seeds[4], -1.0, 1.0) * aug.translate * s
         img = transform(img, affine_matrix(angle, zoom, shift, s))
@@ -183,11 +201,14 @@ def _records(files: list[str], seed: int | None) -> tf.data.Dataset:
 def train_dataset(
     data_dir: str | Path, spec: InputContract, *, batch_size: int, epoch: int, seed: int,
     skip_batches: int = 0, augmentation: Augmentation | None = None, shuffle_buffer: int = 10000,
+    polarity: bool = False,
 ) -> tf.data.Dataset:
     """One epoch of shuffled training batches (drop_remainder: static shapes for XLA).
 
     The order depends only on (seed, epoch), and each example's augmentation only on (seed,
-    epoch, its index in the epoch), so ``skip_batches`` resumes mid-epoch exactly.
+    epoch, its index in the epoch), so ``skip_batches`` resumes mid-epoch exactly. With
+    ``polarity`` each element also carries the p-arm's end (int32, 0 up, 1 down, -1 unknown),
+    after the augmentation's rotation (:func:`rotated_polarity`).
     """
     epoch_seed = seed * 100003 + epoch
     ds = _records(_files(data_dir, "train"), epoch_seed)
@@ -198,9 +219,14 @@ def train_dataset(
     def parse(index, serialized):
         ex = parse_example(serialized)
         img = resize(decode(ex["image"], spec), spec)
+        pol = tf.cast(ex["polarity"], tf.int32)
         if augmentation is not None:
-            img = augment(img, tf.stack([tf.cast(epoch_seed, tf.int64), index]), spec, augmentation)
-        return normalize(img, spec), tf.cast(ex["label"], tf.int32)
+            key = tf.stack([tf.cast(epoch_seed, tf.int64), index])
+            img = augment(img, key, spec, augmentation)
+            if augmentation.affine:
+                pol = rotated_polarity(pol, ex["rotation"], augment_degrees(key, augmentation))
+        x, y = normalize(img, spec), tf.cast(ex["label"], tf.int32)
+        return (x, y, pol) if polarity else (x, y)
 
     ds = ds.enumerate(start=skip_batches * batch_size).map(
         parse, num_parallel_calls=AUTOTUNE, deterministic=True
@@ -210,21 +236,23 @@ def train_dataset(
 
 def eval_dataset(
     data_dir: str | Path, split: str, spec: InputContract, *, batch_size: int,
-    max_batches: int = 0, with_meta: bool = False,
+    max_batches: int = 0, with_meta: bool = False, polarity: bool = False,
 ) -> tf.data.Dataset:
     """A split in file order, every example once (last batch may be smaller).
 
     With ``with_meta`` each element is (image, label, filename, cell, [height, width] of the
-    stored image) for per-example reports.
+    stored image) for per-example reports; ``polarity`` appends the p-arm's end (int32, 0 up,
+    1 down, -1 unknown) to either form.
     """
 
     def parse(serialized):
         ex = parse_example(serialized)
         img = eval_transform(ex["image"], spec)
         label = tf.cast(ex["label"], tf.int32)
-        if not with_meta:
-            return img, label
-        return img, label, ex["filename"], ex["cell"], tf.stack([ex["height"], ex["width"]])
+        out = (img, label)
+        if with_meta:
+            out += (ex["filename"], ex["cell"], tf.stack([ex["height"], ex["width"]]))
+        return out + (tf.cast(ex["polarity"], tf.int32),) if polarity else out
 
     ds = _records(_files(data_dir, split), None)
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size)
