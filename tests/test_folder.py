@@ -242,3 +242,19 @@ def test_idx_to_folders_script_writes_a_class_tree(tmp_path):
     assert script.write_tree(make_idx_dir(tmp_path / "idx", n_test=40), tmp_path / "tree", 3) == 30
     assert len(list((tmp_path / "tree" / "Ankle boot").glob("t10k-*.png"))) == 3
     assert folder.list_tree(tmp_path / "tree")[0][:2] == ["Ankle boot", "Bag"]
+
+
+def test_identical_images_in_two_given_splits_are_a_warning(tmp_path, capsys):
+    rows = []
+    for c, label in enumerate(("a", "b")):
+        for i in range(10):
+            image(c, i).save(tmp_path / f"{c}-{i}.png")
+            rows.append(f"{c}-{i}.png,{label},{['train', 'valid', 'test'][i % 3]}")
+    image(0, 0).save(tmp_path / "copy.png")  # the pixels of 0-0 (train), given to test
+    manifest = write_manifest(tmp_path, [*rows, "copy.png,a,test"], "path,label,split")
+    code, _, err = run_cli(["prepare", "--dataset", "folder", "--source", manifest, "--out",
+                            tmp_path / "out", "--workers", "1"], capsys)
+    assert code == 0, err
+    assert "warning: 1 sets of identical images lie in different given splits" in err
+    info = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert info["duplicates"] == 1 and info["totals"]["test"] == 7

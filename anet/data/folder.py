@@ -78,7 +78,7 @@ def _hidden(path: Path, root: Path) -> bool:
 
 
 def check_options(dataset: str, source: str | None, channels: int | None,
-                   manifest: str | None) -> str | None:
+                  manifest: str | None) -> str | None:
     """``--source`` after the folder-only options (--manifest, --channels) are checked."""
     if dataset != "folder":
         for flag, value in (("--manifest", manifest), ("--channels", channels)):
