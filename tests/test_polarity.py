@@ -152,3 +152,16 @@ def test_predict_cell_errors(polar, tmp_path, capsys):
     assert code == 2 and "--karyogram draws one cell's karyogram; add --cell DIR" in err
     code, _, err = run_cli(["predict", "--run-dir", run, "--cell", bad, "--json"], capsys)
     assert code == 2 and "--json does not apply to one cell's call" in err
+
+
+def test_augmented_rotation_past_horizontal_flips_the_target(tmp_path):
+    data = write_dataset(tmp_path / "d", size=(30, 12), polarity=True)  # rotation 0 recorded
+    spec = from_dataset(DataConfig(dir=str(data), image_size=40), load_dataset(data))
+    aug = pipeline.Augmentation(crop=False, flip=False, rotate_degrees=180)
+    kw = {"batch_size": 16, "epoch": 0, "seed": 0, "polarity": True}
+    plain = next(iter(pipeline.train_dataset(data, spec, **kw)))[2].numpy()
+    turned = next(iter(pipeline.train_dataset(data, spec, augmentation=aug, **kw)))[2].numpy()
+    epoch_seed = 0 * 100003 + 0
+    degrees = np.array([float(pipeline.augment_degrees(tf.constant([epoch_seed, i], tf.int64), aug))
+                        for i in range(16)])
+    np.testing.assert_array_equal(turned, np.where(np.abs(degrees) > 90, 1 - plain, plain))
