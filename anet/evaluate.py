@@ -146,6 +146,21 @@ def predictions_csv(parts: list[dict], classes) -> str:
     return buf.getvalue()
 
 
+def score_checkpoints(candidates, model, score, valid_ds) -> list[dict]:
+    """Each checkpoint's weights into ``model``, scored on ``valid_ds`` (``score`` is
+    anet.steps.make_eval_fn's): one dict per checkpoint, in order, with a progress bar."""
+    scores = []
+    with progress.bar(len(candidates), "scoring", "checkpoint") as bar:
+        for c in candidates:
+            checkpoints.load_weights(c.path, model)
+            s = score(valid_ds, "valid")
+            scores.append({"name": c.name, "step": c.step, "epoch": c.epoch,
+                           "reasons": list(c.reasons), "valid_acc": s["acc"], "valid_loss": s["loss"]})
+            bar.write(f"{scores[-1]['name']}: valid acc {s['acc']:.4f}, loss {s['loss']:.4f}")
+            bar.update(1)
+    return scores
+
+
 def other_dataset(spec, ident: dict) -> str:
     """'' when ``ident`` (see dataset_identity) is the dataset the run was trained on; else a
     file-safe name for results on it (its name, plus its hash when the names are equal)."""
@@ -202,7 +217,11 @@ def evaluate(run_dir: str | Path, *, split: str = "test", ckpt: str | None = Non
     if karyograms and not (karyotype.is_karyotype(run.dataset.classes) and run.dataset.has_cells):
         raise AnetError(f"--karyograms needs a karyotype dataset whose chromosomes know their cell; "
                         f"{run.cfg.data.dir} ({run.dataset.name}) has none")
-    with pipeline.read_errors(run.cfg.data.dir):  # a damaged shard: one line naming it
+    from anet.data import cache
+
+    # a damaged shard: one line naming it; the decoded valid split's cache file (if it needs
+    # one) lives in the run while this command runs
+    with pipeline.read_errors(run.cfg.data.dir), cache.cache_folder(run.paths.cache):
         return _evaluate(run, split=split, ckpt=ckpt, batch_size=batch_size,
                          train_batches=train_batches, scale=scale, predictions=predictions,
                          karyograms=karyograms)
@@ -236,16 +255,10 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     polar = has_polarity(model)  # the split is then read with its polarity
     forward = _forward(model)
     score = make_eval_fn(model)
-    valid_ds = pipeline.eval_dataset(data_dir, "valid", read, batch_size=batch)
-    scores = []
-    with progress.bar(len(candidates), "scoring", "checkpoint") as bar:
-        for c in candidates:
-            checkpoints.load_weights(c.path, model)
-            s = score(valid_ds, "valid")
-            scores.append({"name": c.name, "step": c.step, "epoch": c.epoch,
-                           "reasons": list(c.reasons), "valid_acc": s["acc"], "valid_loss": s["loss"]})
-            bar.write(f"{scores[-1]['name']}: valid acc {s['acc']:.4f}, loss {s['loss']:.4f}")
-            bar.update(1)
+    # decoded at the first checkpoint, then kept for the others (anet.data.cache)
+    valid_ds = pipeline.decoded_once(data_dir, "valid", read, examples=info.split_size("valid"),
+                                     batch_size=batch, folder=run.paths.cache)
+    scores = score_checkpoints(candidates, model, score, valid_ds)
     if ckpt:
         chosen, reason = scores[0], f"given with --ckpt (valid accuracy {scores[0]['valid_acc']:.4f})"
     elif other:

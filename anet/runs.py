@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ class RunPaths:
         RUN/visualize/            anet visualize's default output folder
         RUN/karyograms/           anet evaluate --karyograms N: DATASET-SPLIT-CELL.png per cell
         RUN/.anet.lock            held while anet train runs (see anet.lock)
+        RUN/.cache-PID/           a command's decoded validation split when it is too large for
+                                  memory (anet.data.cache; removed when the command ends)
         RUN/train.log             train-many's log of one run
         RUN/worker-N/             a non-chief worker's own run folder (multi-worker training)
         RUN/seed-N/               one seed's run of `anet train --seeds` (the folder is then one
@@ -77,6 +80,11 @@ class RunPaths:
     @property
     def input(self) -> Path:
         return self.dir / "input.json"
+
+    @property
+    def cache(self) -> Path:
+        """This process's cache folder (anet.data.cache)."""
+        return self.dir / f".cache-{os.getpid()}"
 
     @property
     def eval(self) -> Path:

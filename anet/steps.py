@@ -3,6 +3,8 @@ evaluation function (used by ``anet train``, ``anet evaluate`` and the benchmark
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import tensorflow as tf
 
@@ -42,10 +44,76 @@ def polarity_loss(pol: tf.Tensor, pol_probs: tf.Tensor) -> tf.Tensor:
     return tf.where(known, ce, tf.zeros_like(ce))
 
 
+@dataclass(frozen=True)
+class Sums:
+    """What the device kept about the steps since :meth:`StepSums.reset` (one host read)."""
+
+    steps: int  # training steps taken
+    loss: float  # sum of their mean losses (float64, added in step order)
+    correct: float  # sum of their correct predictions
+    last_correct: float  # correct predictions of the latest step
+    streak: int  # the early-break streak after the latest step (schedule.update_streak)
+    bad_step: int  # 1-based index among these steps of the first non-finite loss (0 = none)
+    bad_loss: float  # that loss (nan, inf or -inf)
+
+
+class StepSums:
+    """The training step's running sums, kept on the device: the compiled step adds to them
+    and the loop reads them (one transfer) only at an Algorithm 1 check or when an epoch
+    ends, so the host never waits for a step it does not need. Sums are float64, added in
+    step order: exactly what adding each step's float32 loss to a Python float gives. The
+    early-break streak (``schedule.update_streak``) and the first non-finite loss are
+    tracked here too, so a read at a check says what a read after every step would have.
+    """
+
+    def __init__(self, batch_size: int, train_expectation: float):
+        self.batch = tf.constant(float(batch_size), tf.float64)
+        self.expectation = tf.constant(float(train_expectation), tf.float64)
+        f64, i64 = tf.float64, tf.int64
+        self.steps = tf.Variable(0, dtype=i64, trainable=False, name="sums_steps")
+        self.loss = tf.Variable(0.0, dtype=f64, trainable=False, name="sums_loss")
+        self.correct = tf.Variable(0.0, dtype=f64, trainable=False, name="sums_correct")
+        self.last_correct = tf.Variable(0.0, dtype=f64, trainable=False, name="sums_last")
+        self.streak = tf.Variable(0, dtype=i64, trainable=False, name="sums_streak")
+        self.bad_step = tf.Variable(0, dtype=i64, trainable=False, name="sums_bad_step")
+        self.bad_loss = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="sums_bad_loss")
+
+    def add(self, loss: tf.Tensor, correct: tf.Tensor) -> None:
+        """One step's (mean loss, correct count); runs inside the compiled step."""
+        steps = self.steps.assign_add(1)
+        c = tf.cast(correct, tf.float64)
+        self.loss.assign_add(tf.cast(loss, tf.float64))
+        self.correct.assign_add(c)
+        self.last_correct.assign(c)
+        self.streak.assign(tf.where(c / self.batch >= self.expectation, self.streak + 1, 0))
+        first_bad = tf.logical_and(tf.equal(self.bad_step, 0),
+                                   tf.logical_not(tf.math.is_finite(tf.cast(loss, tf.float32))))
+        self.bad_step.assign(tf.where(first_bad, steps, self.bad_step))
+        self.bad_loss.assign(tf.where(first_bad, tf.cast(loss, tf.float32), self.bad_loss))
+
+    def read(self) -> Sums:
+        """The sums so far, on the host (this waits for the steps queued before it)."""
+        return Sums(steps=int(self.steps.numpy()), loss=float(self.loss.numpy()),
+                    correct=float(self.correct.numpy()),
+                    last_correct=float(self.last_correct.numpy()),
+                    streak=int(self.streak.numpy()), bad_step=int(self.bad_step.numpy()),
+                    bad_loss=float(self.bad_loss.numpy()))
+
+    def reset(self, streak: int) -> None:
+        """Start new sums; the streak carries on from ``streak`` (it spans windows and epochs)."""
+        for v in (self.steps, self.bad_step):
+            v.assign(0)
+        for v in (self.loss, self.correct, self.last_correct):
+            v.assign(0.0)
+        self.bad_loss.assign(0.0)
+        self.streak.assign(streak)
+
+
 def make_train_step(model, optimizer, strategy, global_batch: int, jit_compile: bool,
                     distributed: bool = False, label_smoothing: float = 0.0,
-                    polarity_weight: float = 0.0):
-    """Compiled step: returns (mean loss, number of correct predictions) over the global batch.
+                    polarity_weight: float = 0.0, sums: StepSums | None = None):
+    """Compiled step: returns (mean loss, number of correct predictions) over the global batch,
+    and adds them to ``sums`` on the device when given (then nothing needs reading per step).
 
     A model with the polarity head takes batches ``(x, y, polarity)`` and adds
     ``polarity_weight`` times the head's cross-entropy (examples of unknown polarity add 0);
@@ -91,7 +159,10 @@ def make_train_step(model, optimizer, strategy, global_batch: int, jit_compile: 
     def step(batch):
         loss, correct = strategy.run(replica_step, args=batch)
         sum_ = tf.distribute.ReduceOp.SUM
-        return strategy.reduce(sum_, loss, axis=None), strategy.reduce(sum_, correct, axis=None)
+        loss, correct = strategy.reduce(sum_, loss, axis=None), strategy.reduce(sum_, correct, axis=None)
+        if sums is not None:
+            sums.add(loss, correct)
+        return loss, correct
 
     return step
 
@@ -103,7 +174,7 @@ def make_eval_fn(model):
     examples of known polarity; None when there are none)."""
 
     @tf.function(reduce_retracing=True)
-    def batch_stats(x, y, pol=None):
+    def batch_stats(totals, x, y, pol=None):
         probs, pol_probs = split_outputs(model(x, training=False))
         loss = keras.losses.sparse_categorical_crossentropy(y, probs)
         pred = tf.argmax(probs, axis=-1, output_type=tf.int32)
@@ -113,17 +184,20 @@ def make_eval_fn(model):
             hit = tf.equal(tf.argmax(pol_probs, axis=-1, output_type=tf.int32), pol)
             stats += [tf.reduce_sum(tf.cast(tf.logical_and(hit, known), tf.float32)),
                       tf.reduce_sum(tf.cast(known, tf.float32))]
-        return stats
+        stats += [tf.constant(0.0)] * (len(totals) - len(stats))
+        # float64 sums in batch order, on the device: read once, after the last batch
+        return [t + tf.cast(v, tf.float64) for t, v in zip(totals, stats)]
 
     def evaluate(ds, split: str = "valid") -> dict:
-        totals = [0.0, 0.0, 0.0, 0.0]  # loss, correct, polarity correct, polarity known
+        # loss, correct, polarity correct, polarity known
+        totals = [tf.constant(0.0, tf.float64)] * 4
         n = 0
         for batch in ds:
-            for i, v in enumerate(batch_stats(*batch)):
-                totals[i] += float(v)
+            totals = batch_stats(totals, *batch)
             n += int(batch[1].shape[0])
         if n == 0:
             raise AnetError(pipeline.empty_split(split))
+        totals = [float(t) for t in totals]
         out = {"acc": totals[1] / n, "loss": totals[0] / n, "examples": int(n)}
         if len(batch) > 2 and has_polarity(model):
             out["polarity_acc"] = totals[2] / totals[3] if totals[3] else None

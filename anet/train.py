@@ -9,7 +9,6 @@ same loop runs under ``MirroredStrategy`` and ``MultiWorkerMirroredStrategy`` (w
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import signal
 import sys
@@ -25,7 +24,7 @@ import tensorflow as tf
 from anet import checkpoints, cluster, lock, models, progress, retention, schedule, stall, tboard
 from anet import resume as resume_policy
 from anet.config import Config, to_dict, write_config
-from anet.data import contract, pipeline
+from anet.data import cache, contract, pipeline
 from anet.data.contract import InputContract
 from anet.data.info import DatasetInfo, load_dataset
 from anet.errors import AnetError
@@ -33,7 +32,14 @@ from anet.files import check_writable
 from anet.report import plot_curves
 from anet.runlog import MetricsLog, record_command
 from anet.runs import RunPaths, default_run_dir
-from anet.steps import make_eval_fn, make_optimizer, make_strategy, make_train_step
+from anet.steps import (
+    StepSums,
+    Sums,
+    make_eval_fn,
+    make_optimizer,
+    make_strategy,
+    make_train_step,
+)
 
 
 def setup(cfg: Config) -> None:
@@ -69,8 +75,10 @@ class Session:
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     train_step: Callable
+    sums: StepSums  # the step's running sums, on the device (read at checks and epoch ends)
+    device: str | None  # where a single-device run's batches are prefetched to (None: CPU)
     evaluate: Callable
-    valid_ds: tf.data.Dataset
+    valid_ds: tf.data.Dataset  # decoded once, then kept (anet.data.cache)
     log: MetricsLog
     record: dict  # the CheckpointState fields that never change: config, model, classes, shape
     steps_per_epoch: int
@@ -109,7 +117,8 @@ def train(cfg: Config, run_dir: str | Path | None = None) -> checkpoints.Checkpo
     for folder in (paths.dir, paths.checkpoints, paths.tensorboard):  # before any work, not at
         if folder == paths.dir or folder.is_dir():                      # the first checkpoint
             check_writable(folder, "fix its permissions or use another --run-dir")
-    with lock.hold(paths.lock, paths.dir), pipeline.read_errors(cfg.data.dir):
+    with lock.hold(paths.lock, paths.dir), pipeline.read_errors(cfg.data.dir), \
+            cache.cache_folder(paths.cache):
         started = start(cfg, paths, resolver, chief)
         if isinstance(started, checkpoints.CheckpointState):
             return started  # finished before: nothing to do
@@ -247,17 +256,19 @@ def start(cfg: Config, paths: RunPaths, resolver=None, chief: RunPaths | None = 
         print(f"resuming {paths.dir} from {source}: step {loop.step}, epoch {loop.epoch}, "
               f"best {loop.schedule.best:.4f}, lr {loop.schedule.lr:g}")
     optimizer.learning_rate = loop.schedule.lr
+    sums = StepSums(batch, sc.early_break.train_expectation)
     session = Session(
         cfg=cfg, paths=paths, chief=chief, info=info, spec=spec, strategy=strategy, model=model,
         optimizer=optimizer,
         train_step=make_train_step(model, optimizer, strategy, batch, cfg.train.jit_compile,
                                    distributed=cfg.train.distribute != "none",
                                    label_smoothing=cfg.train.label_smoothing,
-                                   polarity_weight=cfg.model.polarity_weight),
+                                   polarity_weight=cfg.model.polarity_weight, sums=sums),
+        sums=sums, device=pipeline.step_device(),
         evaluate=make_eval_fn(model),
-        valid_ds=pipeline.eval_dataset(cfg.data.dir, "valid", spec, batch_size=batch,
-                                       max_batches=cfg.train.eval_batches,
-                                       polarity=cfg.model.polarity),
+        valid_ds=pipeline.decoded_once(  # decoded at the first validation, then kept
+            cfg.data.dir, "valid", spec, examples=info.split_size("valid"), batch_size=batch,
+            max_batches=cfg.train.eval_batches, folder=paths.cache, polarity=cfg.model.polarity),
         log=MetricsLog(paths.dir, resume_step=loop.step),
         record=dict(config=to_dict(cfg), model=cfg.model.name, num_classes=info.num_classes,
                     input_shape=(cfg.data.image_size, cfg.data.image_size, spec.channels)),
@@ -273,49 +284,56 @@ def train_epoch(s: Session, loop: Loop, stop: _StopRequest) -> tuple[Loop, str]:
     """The rest of the current epoch, step by step; returns the loop state and why it stopped
     early ('' when the epoch ran to its end)."""
     cfg = s.cfg
-    batch, eb = cfg.train.batch_size, cfg.schedule.early_break
+    batch = cfg.train.batch_size
     ds = pipeline.train_dataset(
         cfg.data.dir, s.spec, batch_size=batch, epoch=loop.epoch, seed=cfg.run.seed,
         skip_batches=loop.in_epoch, augmentation=pipeline.Augmentation.from_config(cfg.data),
         shuffle_buffer=cfg.data.shuffle_buffer, polarity=cfg.model.polarity)
-    ds = s.strategy.experimental_distribute_dataset(ds) if cfg.train.distribute != "none" else ds
+    if cfg.train.distribute != "none":  # each replica's share, fetched to its device ahead
+        ds = s.strategy.experimental_distribute_dataset(ds)
+    else:
+        ds = pipeline.to_device(ds, s.device)
     # A context manager, so an error or Ctrl-C clears the bar before its message prints.
     with progress.bar(s.steps_per_epoch, f"epoch {loop.epoch + 1}", "batch",
                       initial=loop.in_epoch, leave=False) as bar:
-        window = _new_window()
+        window = _new_window(s, loop)
         for xy in ds:
             if cfg.schedule.type != "algorithm1" or cfg.schedule.warmup_steps:
                 s.optimizer.learning_rate = current_lr(s, loop)  # a function of the step
-            loss, correct = (float(v) for v in s.train_step(xy))
+            s.train_step(xy)  # adds to s.sums on the device; nothing is read here
             loop = dataclasses.replace(loop, step=loop.step + 1, in_epoch=loop.in_epoch + 1)
-            batch_acc = correct / batch
-            if not math.isfinite(loss):
-                raise _diverged(s, loop.step, f"training loss is {loss}")
-            loop = dataclasses.replace(loop, schedule=dataclasses.replace(
-                loop.schedule, streak=schedule.update_streak(
-                    loop.schedule.streak, batch_acc, eb.train_expectation)))
-            window["loss"] += loss
-            window["correct"] += correct
-            window["n"] += 1
             bar.update(1)
             if schedule.is_check_step(loop.step, cfg.train.eval_every_steps):
-                loop, stop_reason = check(s, loop, window, batch_acc, bar)
-                window = _new_window()
+                loop, sums = _read(s, loop, window)
+                loop, stop_reason = check(s, loop, window, sums, bar)
+                window = _new_window(s, loop)
                 if stop_reason:
                     return loop, stop_reason
             if cfg.train.max_steps and loop.step >= cfg.train.max_steps:
-                return loop, "max_steps"
+                return _read(s, loop, window)[0], "max_steps"
             if stop.requested:  # checked between steps: weights and step agree
-                return loop, "interrupted"
-    return loop, ""
+                return _read(s, loop, window)[0], "interrupted"
+    return _read(s, loop, window)[0], ""
 
 
-def check(s: Session, loop: Loop, window: dict, batch_acc: float, bar) -> tuple[Loop, str]:
+def _read(s: Session, loop: Loop, window: dict) -> tuple[Loop, Sums]:
+    """Read the device's sums of the steps since ``window`` began: stop on a non-finite loss
+    (naming the step that had it, as a per-step check would) and carry the streak over."""
+    sums = s.sums.read()
+    if sums.bad_step:
+        raise _diverged(s, window["step"] + sums.bad_step, f"training loss is {sums.bad_loss}")
+    return dataclasses.replace(loop, schedule=dataclasses.replace(
+        loop.schedule, streak=sums.streak)), sums
+
+
+def check(s: Session, loop: Loop, window: dict, sums: Sums, bar) -> tuple[Loop, str]:
     """Algorithm 1 at a check step (adjust the learning rate, save when the gain passes the
     gate), its metrics row, and the one stall check; returns the loop state and 'stalled'
     when the run must stop ('' otherwise)."""
     cfg, sc = s.cfg, s.cfg.schedule
-    row = _window_row(window, cfg.train.batch_size, loop.step, loop.epoch, current_lr(s, loop, -1))
+    batch_acc = sums.last_correct / cfg.train.batch_size  # the latest step's batch
+    row = _window_row(window, sums, cfg.train.batch_size, loop.step, loop.epoch,
+                      current_lr(s, loop, -1))
     if sc.monitor == "valid":
         loop = dataclasses.replace(loop, valid=_valid(s, loop.step))
         row.update(loop.valid)
@@ -420,16 +438,19 @@ def _stalled(row: dict, num_classes: int, action: str) -> dict:
             "chance": stall.chance(num_classes), "action": action}
 
 
-def _new_window() -> dict:
-    """Sums over the steps since the last Algorithm 1 check (for its metrics row)."""
-    return {"loss": 0.0, "correct": 0.0, "n": 0, "t": time.perf_counter()}
+def _new_window(s: Session, loop: Loop) -> dict:
+    """Start the sums over the steps until the next Algorithm 1 check (for its metrics row):
+    on the device, zeroed; here, the step and time they start at."""
+    s.sums.reset(loop.schedule.streak)
+    return {"step": loop.step, "t": time.perf_counter()}
 
 
-def _window_row(window: dict, batch: int, step: int, epoch: int, lr: float) -> dict:
-    n = max(window["n"], 1)
+def _window_row(window: dict, sums: Sums, batch: int, step: int, epoch: int,
+                lr: float) -> dict:
+    n = max(sums.steps, 1)
     seconds = max(time.perf_counter() - window["t"], 1e-9)
-    return dict(step=step, epoch=epoch, lr=lr, train_loss=window["loss"] / n,
-                train_acc=window["correct"] / (n * batch), images_per_sec=n * batch / seconds)
+    return dict(step=step, epoch=epoch, lr=lr, train_loss=sums.loss / n,
+                train_acc=sums.correct / (n * batch), images_per_sec=n * batch / seconds)
 
 
 def _valid(s: Session, step: int) -> dict:

@@ -234,15 +234,33 @@ def train_dataset(
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 
+def step_device() -> str | None:
+    """The device a single-device step runs on when it is not the CPU (the first GPU), else
+    None: batches are prefetched there (see :func:`to_device`)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return gpus[0].name if gpus else None
+
+
+def to_device(ds: tf.data.Dataset, device: str | None, buffer: int = 2) -> tf.data.Dataset:
+    """``ds`` with its next ``buffer`` batches copied to ``device`` ahead of the step that
+    takes them (the last transformation of a pipeline); unchanged when ``device`` is None."""
+    if device is None:
+        return ds
+    return ds.apply(tf.data.experimental.prefetch_to_device(device, buffer_size=buffer))
+
+
 def eval_dataset(
     data_dir: str | Path, split: str, spec: InputContract, *, batch_size: int,
     max_batches: int = 0, with_meta: bool = False, polarity: bool = False,
+    cache: str | None = None,
 ) -> tf.data.Dataset:
     """A split in file order, every example once (last batch may be smaller).
 
     With ``with_meta`` each element is (image, label, filename, cell, [height, width] of the
     stored image) for per-example reports; ``polarity`` appends the p-arm's end (int32, 0 up,
-    1 down, -1 unknown) to either form.
+    1 down, -1 unknown) to either form. ``cache`` (see anet.data.cache.where): None reads
+    and decodes the split on every pass; ``""`` keeps the decoded batches in memory after the
+    first pass; a path keeps them in that tf.data cache file.
     """
 
     def parse(serialized):
@@ -258,7 +276,25 @@ def eval_dataset(
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size)
     if max_batches:
         ds = ds.take(max_batches)
+    if cache is not None:
+        ds = ds.cache(cache)
     return ds.prefetch(AUTOTUNE)
+
+
+def decoded_once(data_dir: str | Path, split: str, spec: InputContract, *, examples: int,
+                 batch_size: int, folder: Path | None, max_batches: int = 0,
+                 polarity: bool = False, limit: int | None = None) -> tf.data.Dataset:
+    """:func:`eval_dataset` decoded on its first pass only and kept for the later ones (in
+    memory when it fits, else a cache file in ``folder``; see anet.data.cache). ``examples``
+    is the split's size; ``limit`` the memory cap in bytes (default cache.MEMORY_LIMIT)."""
+    from anet.data import cache
+
+    if max_batches:
+        examples = min(examples, max_batches * batch_size)
+    where = cache.where(examples, spec.image_size, spec.channels, folder,
+                        cache.MEMORY_LIMIT if limit is None else limit)
+    return eval_dataset(data_dir, split, spec, batch_size=batch_size, max_batches=max_batches,
+                        polarity=polarity, cache=where)
 
 
 def empty_split(split: str) -> str:
