@@ -242,3 +242,12 @@ def test_dataset_info_round_trips(tiny):
     info = load_dataset(tiny)
     assert info.num_classes == 3 and info.classes == ("0", "1", "2") and info.split_size("valid") == 12
     assert DatasetInfo.from_json(info.to_json()) == info and len(info.sha256) == 64
+
+
+def test_to_device_prefetches_the_same_batches_and_none_leaves_the_dataset():
+    ds = tf.data.Dataset.range(10).batch(3)
+    assert P.to_device(ds, None) is ds
+    on_cpu = P.to_device(ds, "/cpu:0")  # the GPU path, on the device a test has
+    got = [b.numpy().tolist() for b in on_cpu]
+    assert got == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    assert all("CPU:0" in b.device for b in on_cpu)
