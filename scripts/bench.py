@@ -8,9 +8,15 @@ Results go to bench.json and, as a markdown table, to stdout and bench.md. Secti
   train     each full-size model's training step at batch 64: images/s from memory and from
             the real pipeline (their ratio is the pipeline overhead), achieved GFLOP/s and
             utilisation = achieved / matmul rate.
-  peer      the same AlexNet in eager PyTorch (scripts/torch_alexnet.py; only if torch is
-            installed): anet / PyTorch images/s.
-The pipeline and train sections read the dataset that the prepare section wrote.
+  peer      the same AlexNet in PyTorch (scripts/torch_alexnet.py; only if torch is installed,
+            else the rows say skipped): torch.compile (inductor), the peer a PyTorch user runs
+            today, and eager as a second row; anet / PyTorch images/s for each.
+  overhead  the share of wall time outside the training steps (checks, saves, validation) of
+            a full-size AlexNet paper run at its real check interval: step, check, validation
+            and save times measured, the epoch computed from them (scripts/bench_loop.py).
+  evaluate  `anet evaluate` scoring 20 checkpoints of a small model: the validation split
+            decoded per checkpoint (before) vs decoded once (now), s/checkpoint and images/s.
+The pipeline, train, overhead and evaluate sections read the dataset that prepare wrote.
 
 Usage: python scripts/bench.py [--sections prepare matmul ...] [--out-dir .] [--images 70000]
        [--models alexnet anetc6 vgg16] [--precision float32|mixed_float16] [--steps 5]
@@ -36,6 +42,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_loop  # noqa: E402
 import bench_train  # noqa: E402
 
 from anet.data.info import load_dataset  # noqa: E402
@@ -187,18 +194,30 @@ def bench_train_step(results: dict, args: argparse.Namespace) -> None:
 
 
 def bench_peer(results: dict, args: argparse.Namespace) -> None:
-    peer = bench_train.torch_peer(steps=args.steps + 2)  # eager torch steps are noisier
-    if peer is None:
-        results["peer"] = {"skipped": "torch not installed"}
-        return
     ours = results.get("train_alexnet", {}).get("memory_images_per_s")
-    if ours and "images_per_s" in peer:
-        peer["anet_over_torch"] = round(ours / peer["images_per_s"], 2)
-    results["peer"] = peer
+    for mode in ("compile", "eager"):
+        print(f"bench: peer torch {mode} ...", file=sys.stderr)
+        # compilation takes the first steps; eager torch steps are noisier: more repeats
+        peer = bench_train.torch_peer(steps=args.steps + 2, compile=mode == "compile")
+        if peer is None:
+            results[f"peer_torch_{mode}"] = {"skipped": "torch not installed"}
+            continue
+        if ours and "images_per_s" in peer:
+            peer["anet_over_torch"] = round(ours / peer["images_per_s"], 2)
+        results[f"peer_torch_{mode}"] = peer
+
+
+def bench_overhead(results: dict, args: argparse.Namespace) -> None:
+    results["overhead"] = bench_loop.loop_overhead(_dataset(args))
+
+
+def bench_evaluate(results: dict, args: argparse.Namespace) -> None:
+    results["evaluate"] = bench_loop.evaluate_rates(_dataset(args))
 
 
 SECTIONS = {"prepare": bench_prepare, "matmul": bench_matmul, "pipeline": bench_pipeline,
-            "train": bench_train_step, "peer": bench_peer}
+            "train": bench_train_step, "peer": bench_peer, "overhead": bench_overhead,
+            "evaluate": bench_evaluate}
 
 
 def markdown(results: dict) -> str:

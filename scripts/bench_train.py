@@ -99,7 +99,7 @@ def train_rates(name: str, size: int, data_dir: Path, *, batch: int = 64, steps:
         for i, b in enumerate(batches):
             t = time.perf_counter()
             loss, _ = step(b)
-            float(loss)  # wait for the step, as `anet train` does
+            float(loss)  # wait for the step (a per-step time needs it; `anet train` doesn't)
             if i >= warmup:
                 out.append(time.perf_counter() - t)
             if len(out) == steps:
@@ -123,15 +123,19 @@ def train_rates(name: str, size: int, data_dir: Path, *, batch: int = 64, steps:
     }
 
 
-def torch_peer(size: int = 227, batch: int = 64, steps: int = 4) -> dict | None:
-    """Eager PyTorch AlexNet images/s (scripts/torch_alexnet.py), or None without torch."""
+def torch_peer(size: int = 227, batch: int = 64, steps: int = 4, compile: bool = False,
+               channels_last: bool = False) -> dict | None:
+    """PyTorch AlexNet images/s (scripts/torch_alexnet.py), eager or ``torch.compile``, or
+    None without torch."""
     try:
         import torch  # noqa: F401
     except ImportError:
         return None
+    flags = (["--compile", "--warmup", "2"] if compile else []) + (
+        ["--channels-last"] if channels_last else [])
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "torch_alexnet.py"),
-                          "--size", str(size), "--batch", str(batch), "--steps", str(steps)],
-                         capture_output=True, text=True, timeout=900)
+                          "--size", str(size), "--batch", str(batch), "--steps", str(steps),
+                          *flags], capture_output=True, text=True, timeout=1800)
     if out.returncode != 0:
         lines = out.stderr.strip().splitlines() or [f"exit code {out.returncode}"]
         return {"error": lines[-1][:200]}
