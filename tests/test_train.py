@@ -406,7 +406,9 @@ def test_recipes_span_the_runs_real_length(epochs, max_steps, kind, step, lr):
     assert current_lr(SimpleNamespace(cfg=cfg, steps_per_epoch=50), loop) == pytest.approx(lr, abs=1e-15)
 
 
-def test_a_run_made_before_model_init_resumes_with_the_init_it_started_with(tmp_path, data, capsys):
+def test_a_run_made_before_model_init_resumes_with_the_init_it_started_with(tmp_path, data, capsys,
+                                                                            monkeypatch):
+    monkeypatch.delenv("ANET_QUIET", raising=False)  # notes are muted under -q (a test may leave it set)
     # Runs before model.init stored no such key; they were built with Keras' glorot_uniform.
     run = tmp_path / "run"
     train(load_config(tiny_config(tmp_path, data, epochs=1), ["model.init=glorot_uniform"]), run)
