@@ -117,8 +117,10 @@ def test_newer_than_eval_by_record_and_by_time(evaluated, tmp_path):
     assert newer_than_eval(ev | damaged, [*ckpts, replace(later, time=f.stat().st_mtime + 5)],
                            f) != []
     # an eval.json without the list: compared by save time
+    # (save times set 10 s apart: a tiny run saves several checkpoints within one second)
+    timed = [replace(c, time=1000.0 + 10 * i) for i, c in enumerate(ckpts)]
     old = tmp_path / "eval.json"
     old.write_text("{}")
-    os.utime(old, (ckpts[-1].time - 1, ckpts[-1].time - 1))
-    assert newer_than_eval({}, ckpts, old) == [ckpts[-1]]
-    assert newer_than_eval({}, ckpts, tmp_path / "missing.json") == []
+    os.utime(old, (timed[-1].time - 1, timed[-1].time - 1))
+    assert newer_than_eval({}, timed, old) == [timed[-1]]
+    assert newer_than_eval({}, timed, tmp_path / "missing.json") == []
