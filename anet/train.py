@@ -41,6 +41,8 @@ from anet.steps import (
     make_train_step,
 )
 
+BAR_SECONDS = 5.0  # the progress bar's loss/acc are read from the device at most this often
+
 
 def setup(cfg: Config) -> None:
     """Seeds, op determinism and the dtype policy; call before building anything."""
@@ -297,12 +299,16 @@ def train_epoch(s: Session, loop: Loop, stop: _StopRequest) -> tuple[Loop, str]:
     with progress.bar(s.steps_per_epoch, f"epoch {loop.epoch + 1}", "batch",
                       initial=loop.in_epoch, leave=False) as bar:
         window = _new_window(s, loop)
+        shown = time.perf_counter()
         for xy in ds:
             if cfg.schedule.type != "algorithm1" or cfg.schedule.warmup_steps:
                 s.optimizer.learning_rate = current_lr(s, loop)  # a function of the step
             s.train_step(xy)  # adds to s.sums on the device; nothing is read here
             loop = dataclasses.replace(loop, step=loop.step + 1, in_epoch=loop.in_epoch + 1)
             bar.update(1)
+            if time.perf_counter() - shown >= BAR_SECONDS:  # one read: the bar stays current
+                _show(bar, s, loop, window)
+                shown = time.perf_counter()
             if schedule.is_check_step(loop.step, cfg.train.eval_every_steps):
                 loop, sums = _read(s, loop, window)
                 loop, stop_reason = check(s, loop, window, sums, bar)
@@ -314,6 +320,14 @@ def train_epoch(s: Session, loop: Loop, stop: _StopRequest) -> tuple[Loop, str]:
             if stop.requested:  # checked between steps: weights and step agree
                 return _read(s, loop, window)[0], "interrupted"
     return _read(s, loop, window)[0], ""
+
+
+def _show(bar, s: Session, loop: Loop, window: dict) -> None:
+    """The progress bar's loss/acc/images-per-second over the steps since the last check, read
+    from the device sums (a read only: the check's sums and metrics are unchanged)."""
+    row = _window_row(window, s.sums.read(), s.cfg.train.batch_size, loop.step, loop.epoch, 0.0)
+    bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
+                    lr=f"{current_lr(s, loop, -1):g}", ips=f"{row['images_per_sec']:.0f}")
 
 
 def _read(s: Session, loop: Loop, window: dict) -> tuple[Loop, Sums]:

@@ -54,6 +54,17 @@ def _approx(value):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_loop_matches_the_per_step_reading_loop(tmp_path, data, case):
+    _check_golden(tmp_path, data, case)
+
+
+@pytest.mark.parametrize("case", ["streak", "nan"])
+def test_the_progress_bars_reads_change_nothing(tmp_path, data, case, monkeypatch):
+    # the bar reads the device sums after every step here: rows, checkpoints and stop as before
+    monkeypatch.setattr("anet.train.BAR_SECONDS", 0.0)
+    _check_golden(tmp_path, data, case)
+
+
+def _check_golden(tmp_path, data, case):
     epochs, over = CASES[case]
     run = tmp_path / case
     stop, error = None, None
