@@ -205,7 +205,7 @@ def start(cfg: Config, paths: RunPaths, resolver=None, chief: RunPaths | None = 
     checkpoints.clean_partial(paths.checkpoints)
     resume = checkpoints.newest_good(chief.checkpoints)  # a damaged newer one is skipped, with a notice
     if chief != paths:  # a worker's own checkpoints after that one belong to a lost future
-        for name in checkpoints.drop_after(paths.checkpoints, resume.step if resume else 0):
+        for name in retention.drop_after(paths.checkpoints, resume.step if resume else 0):
             print(f"notice: {paths.dir}: removed {name}, newer than the chief's "
                   f"{resume.name if resume else 'start'}", file=sys.stderr)
     if resume:
@@ -326,8 +326,12 @@ def _show(bar, s: Session, loop: Loop, window: dict) -> None:
     """The progress bar's loss/acc/images-per-second over the steps since the last check, read
     from the device sums (a read only: the check's sums and metrics are unchanged)."""
     row = _window_row(window, s.sums.read(), s.cfg.train.batch_size, loop.step, loop.epoch, 0.0)
+    _postfix(bar, row, current_lr(s, loop, -1))
+
+
+def _postfix(bar, row: dict, lr: float) -> None:
     bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
-                    lr=f"{current_lr(s, loop, -1):g}", ips=f"{row['images_per_sec']:.0f}")
+                    lr=f"{lr:g}", ips=f"{row['images_per_sec']:.0f}")
 
 
 def _read(s: Session, loop: Loop, window: dict) -> tuple[Loop, Sums]:
@@ -361,8 +365,7 @@ def check(s: Session, loop: Loop, window: dict, sums: Sums, bar) -> tuple[Loop, 
         fresh = loop.valid if loop.valid.get("valid_step") == loop.step else {}
         save(s, loop, ["check"], monitored=acc, train_acc=batch_acc, **fresh)
     s.log.log(row)
-    bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}",
-                    lr=f"{state.lr:g}", ips=f"{row['images_per_sec']:.0f}")
+    _postfix(bar, row, state.lr)
     num_classes = s.info.num_classes
     if loop.step == s.stall_step and stall.at_chance(row["train_acc"], num_classes,
                                                      row["train_loss"]):
