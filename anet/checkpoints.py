@@ -361,17 +361,6 @@ def select_best(items: Sequence[T], acc: Callable[[T], float], step: Callable[[T
     return tied[0], tied[1:]
 
 
-def drop_after(root: str | Path, step: int) -> list[str]:
-    """Delete the checkpoints after ``step`` under ``root`` (a multi-worker run's worker, when
-    the cluster resumes from the chief's older one); returns their names."""
-    later = [c for c in list_checkpoints(root) if c.step > step]
-    for c in later:
-        shutil.rmtree(c.path)
-    if later:
-        write_index(root)
-    return [c.name for c in later]
-
-
 def clean_partial(root: str | Path) -> None:
     """Remove temp dirs and files left by a writer that was killed mid-save."""
     root = Path(root)

@@ -56,15 +56,28 @@ def prune(root: str | Path, keep_periodic: int = 0, keep_best: int | None = None
     anything else is kept, with a notice); each is first renamed to a ``.tmp-`` name, so a kill
     midway never leaves a half-removed checkpoint in the listing.
     """
-    root = Path(root)
     if not keep_periodic and keep_best is None:
         return []
+    return remove(root, to_remove(checkpoints.list_checkpoints(root), keep_periodic, keep_best))
+
+
+def drop_after(root: str | Path, step: int) -> list[str]:
+    """Remove the checkpoints after ``step`` under ``root`` (a multi-worker run's worker, when
+    the cluster resumes from the chief's older one), as :func:`remove` does; returns their
+    names."""
+    return remove(root, [c for c in checkpoints.list_checkpoints(root) if c.step > step])
+
+
+def remove(root: str | Path, ckpts: Sequence[CheckpointState]) -> list[str]:
+    """Remove the checkpoint folders ``ckpts`` under ``root`` that hold nothing but anet's own
+    files (see :func:`prune`), then rewrite the index; returns the names removed."""
+    root = Path(root)
     removed = []
-    for c in to_remove(checkpoints.list_checkpoints(root), keep_periodic, keep_best):
+    for c in ckpts:
         foreign = sorted(p.name for p in c.path.iterdir() if not _own(p))
         if foreign:
-            print(f"notice: keeping {c.path} past run.keep_best/keep_checkpoints: it holds files "
-                  f"anet did not write ({', '.join(foreign[:3])})", file=sys.stderr)
+            print(f"notice: keeping {c.path}: it holds files anet did not write "
+                  f"({', '.join(foreign[:3])})", file=sys.stderr)
             continue
         gone = root / f".tmp-rm-{c.name}-{os.getpid()}"
         c.path.rename(gone)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from anet import checkpoints as C
+from anet import retention
 from anet.errors import AnetError
 from anet.schedule import ScheduleState
 
@@ -79,10 +80,10 @@ def test_drop_after_removes_a_workers_checkpoints_past_the_chiefs(tmp_path):
     m, opt = tiny()
     for step in (1, 4, 8):
         C.save(tmp_path, model=m, optimizer=opt, state=state(step))
-    assert C.drop_after(tmp_path, 4) == ["ckpt-00000008"]
+    assert retention.drop_after(tmp_path, 4) == ["ckpt-00000008"]
     assert [c.step for c in C.list_checkpoints(tmp_path)] == [1, 4]
     assert [json.loads(x)["step"] for x in (tmp_path / C.INDEX).read_text().splitlines()] == [1, 4]
-    assert C.drop_after(tmp_path, 4) == [] and C.drop_after(tmp_path / "none", 0) == []
+    assert retention.drop_after(tmp_path, 4) == [] and retention.drop_after(tmp_path / "none", 0) == []
 
 
 def test_only_the_newest_keeps_the_optimizer_state(tmp_path):
@@ -141,3 +142,13 @@ def test_state_json_round_trip_and_bad_fields(tmp_path):
                                     "x/state.json")
     with pytest.raises(AnetError, match="not an anet checkpoint state"):
         C.CheckpointState.from_json([], "x/state.json")
+
+
+def test_drop_after_keeps_a_checkpoint_folder_holding_a_users_file(tmp_path, capsys):
+    m, opt = tiny()
+    for step in (1, 8):
+        C.save(tmp_path, model=m, optimizer=opt, state=state(step))
+    (tmp_path / "ckpt-00000008" / "notes.txt").write_text("mine")
+    assert retention.drop_after(tmp_path, 4) == []
+    assert (tmp_path / "ckpt-00000008" / "notes.txt").read_text() == "mine"
+    assert "holds files anet did not write (notes.txt)" in capsys.readouterr().err
