@@ -48,6 +48,19 @@ def test_stale_folders_of_gone_processes_are_removed_and_nothing_else(tmp_path):
         [alive.name, ".cache-notes", "cache-1"])
 
 
+def test_a_folder_that_existed_before_keeps_what_it_held(tmp_path):
+    mine = RunPaths(tmp_path).cache  # a folder of this process's name, not made by anet
+    (mine / "notes").mkdir(parents=True)
+    (mine / "notes" / "n.txt").write_text("keep")
+    (mine / "keep.txt").write_text("keep")
+    with cache.cache_folder(mine) as folder:
+        assert cache.where(10**6, 67, 1, folder) == str(mine / "split")
+        (folder / "split.index").write_text("x")  # what tf.data's cache file would write
+        (folder / "split_tmp").mkdir()
+    assert sorted(p.name for p in mine.iterdir()) == ["keep.txt", "notes"]
+    assert (mine / "notes" / "n.txt").read_text() == "keep"
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cache")

@@ -10,9 +10,9 @@ float32 values, so the scores are identical).
 The cache lives in memory when the decoded images take at most :data:`MEMORY_LIMIT` bytes,
 else in a cache file inside the run directory, in a folder of this process
 (``RUN/.cache-PID/``, see ``RunPaths.cache``) that :func:`cache_folder` removes when the
-command ends; a folder left by a killed process is removed by the next command that opens a
-cache folder in that run (only ``.cache-PID`` folders whose process is gone: nothing else is
-touched).
+command ends (a folder of that name that existed before keeps what it held); a folder left by
+a killed process is removed by the next command that opens a cache folder in that run (only
+``.cache-PID`` folders whose process is gone: nothing else is touched).
 """
 
 from __future__ import annotations
@@ -70,11 +70,20 @@ def remove_stale(run_dir: Path) -> list[Path]:
 @contextlib.contextmanager
 def cache_folder(folder: Path):
     """This process's cache folder (``RunPaths.cache``; created by :func:`where` when a split
-    needs a file): stale siblings removed first, the folder with everything in it removed on
-    exit (also after an error or Ctrl-C)."""
+    needs a file): stale siblings removed first, and on exit (also after an error or Ctrl-C)
+    only what this process created: the folder with everything in it when it did not exist
+    before, else just the entries added since (a folder anet did not create is never deleted)."""
     folder = Path(folder)
     remove_stale(folder.parent)
+    before = set(folder.iterdir()) if folder.is_dir() else None
     try:
         yield folder
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if before is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif folder.is_dir():
+            for p in set(folder.iterdir()) - before:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
