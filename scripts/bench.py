@@ -242,11 +242,17 @@ def main() -> None:
     parser.add_argument("--precision", default="float32",
                         choices=["float32", "mixed_float16", "mixed_bfloat16"])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per figure")
-    parser.add_argument("--work", default="", help="work dir (default: a temp dir, removed)")
+    parser.add_argument("--work", default="",
+                        help="work dir, created if missing (default: a temp dir, removed)")
     args = parser.parse_args()
     if not args.work:
         tmp = tempfile.TemporaryDirectory(prefix="anet-bench-")
         args.work = tmp.name
+    try:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SystemExit(f"error: --work {args.work}: cannot create it ({e.strerror}); "
+                         "pass a folder you can write") from None
     results: dict = {"machine": {"cpu": platform.processor() or platform.machine(),
                                  "cores": os.cpu_count(), "python": platform.python_version(),
                                  "load_avg_1m": round(os.getloadavg()[0], 2)}}
