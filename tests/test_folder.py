@@ -258,3 +258,21 @@ def test_identical_images_in_two_given_splits_are_a_warning(tmp_path, capsys):
     assert "warning: 1 sets of identical images lie in different given splits" in err
     info = json.loads((tmp_path / "out" / "dataset.json").read_text())
     assert info["duplicates"] == 1 and info["totals"]["test"] == 7
+
+
+def test_phone_photos_with_an_exif_orientation_are_prepared_upright(tmp_path, capsys):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: stored sideways, shown turned right (a phone held upright)
+    for c, label in enumerate(("a", "b")):
+        (tmp_path / "src" / label).mkdir(parents=True)
+        for i in range(6):  # stored 16 wide, 18..22 high; shown 16 high
+            image(c, i).save(tmp_path / "src" / label / f"{i}.jpg", exif=exif, quality=95)
+    code, stdout, err = run_cli(["prepare", "--dataset", "folder", "--source", tmp_path / "src",
+                                 "--out", tmp_path / "out", "--workers", "1", "--valid-ratio",
+                                 "0.2", "--test-ratio", "0.2"], capsys)
+    assert code == 0, err
+    assert "16x18 .. 16x22 |" in stdout  # height x width as shown, not as stored
+    stored = np.asarray(Image.open(tmp_path / "src" / "b" / "0.jpg"))
+    upright = np.asarray(Image.open(tmp_path / "out" / "jpg" / "b" / "0.jpg"))
+    assert upright.shape == (16, 18) and stored.shape == (18, 16)
+    assert np.abs(upright.astype(int) - np.rot90(stored, -1)).mean() < 2  # re-encoded JPEG

@@ -4,7 +4,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 from anet.data import images, sources
 from anet.data.contract import InputContract
@@ -79,6 +79,37 @@ def test_bmp_gif_and_colour_for_a_gray_model_read_as_prepare_reads_them(picture,
                                       sources.read_image(path, channels), err_msg=name)
     rgb_jpg = saved(tmp_path, "rgb.jpg", rgb)
     assert images.image_bytes(rgb_jpg, 3)[0] == rgb_jpg.read_bytes()  # colour model: as is
+
+
+def tagged(tmp_path, name, arr, orientation):
+    """``arr`` saved as a JPEG whose EXIF Orientation tag says how to show it (as phones do)."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    return saved(tmp_path, name, arr, exif=exif, quality=95)
+
+
+@pytest.mark.parametrize("orientation,shown", [
+    (6, lambda a: np.rot90(a, -1)),  # a phone held upright: stored sideways, shown turned right
+    (8, lambda a: np.rot90(a, 1)),
+    (3, lambda a: np.rot90(a, 2)),
+    (2, lambda a: a[:, ::-1]),
+])
+def test_exif_orientation_is_applied_by_prepare_and_predict(picture, tmp_path, orientation,
+                                                            shown):
+    import tensorflow as tf
+
+    rgb = np.stack([picture, picture // 2, 255 - picture], axis=-1)
+    for arr, channels in ((picture, 1), (rgb, 3), (rgb, 1)):
+        stored = sources.read_image(saved(tmp_path, "plain.jpg", arr, quality=95), channels)
+        path = tagged(tmp_path, "photo.jpg", arr, orientation)  # the same JPEG data plus a tag
+        up = shown(stored)
+        np.testing.assert_array_equal(sources.read_image(path, channels), up)  # prepare
+        data, hw = images.image_bytes(path, channels)  # predict
+        assert hw == up.shape[:2] and data != path.read_bytes()
+        decoded = tf.io.decode_image(data, channels=channels, expand_animations=False).numpy()
+        np.testing.assert_array_equal(decoded.reshape(up.shape), up)
+    plain = tagged(tmp_path, "upright.jpg", picture, 1)  # orientation 1: passes through
+    assert images.image_bytes(plain, 1)[0] == plain.read_bytes()
 
 
 def test_expand_paths_folders_globs_and_misses(tmp_path):

@@ -2,8 +2,9 @@
 
 Files are read by the intensity policy ``sources.to_uint8`` (the same as ``anet prepare``):
 8-bit gray JPEG/PNG, and RGB ones for 3-channel models, pass to ``pipeline.eval_transform``
-as they are; everything else (TIF, BMP, GIF, palette, alpha, 16-bit, float, and colour for a
-gray model) is converted with Pillow, then encoded as PNG.
+as they are; everything else (TIF, BMP, GIF, palette, alpha, 16-bit, float, colour for a
+gray model, and photos with an EXIF orientation, turned upright as prepare does) is converted
+with Pillow, then encoded as PNG.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from anet.data.sources import BadImage, check_pixels, to_uint8, too_large
+from anet.data.sources import BadImage, check_pixels, to_uint8, too_large, upright
 from anet.errors import AnetError
 
 TF_FORMATS = ("JPEG", "PNG")  # what TensorFlow decodes to the policy's pixels itself ...
@@ -61,8 +62,9 @@ def image_bytes(path: str | Path, channels: int) -> tuple[bytes, tuple[int, int]
     converted by the intensity policy and encoded as PNG.
     """
     im, raw = open_image(path)
+    turned = upright(im)  # TensorFlow ignores the EXIF orientation: turned ones are re-encoded
     hw = (im.height, im.width)
-    if im.format in TF_FORMATS and im.mode in PASS_MODES.get(channels, ()):
+    if not turned and im.format in TF_FORMATS and im.mode in PASS_MODES.get(channels, ()):
         return raw, hw  # TensorFlow decodes these to the same pixels
     buf = io.BytesIO()
     Image.fromarray(to_uint8(im, channels)).save(buf, "PNG")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from anet.data import download
 from anet.errors import AnetError
@@ -316,6 +316,7 @@ def read_image(path: str | Path, channels: int = 1) -> np.ndarray:
             with Image.open(path) as im:
                 check_pixels(im)
                 im.load()
+                upright(im)
                 return to_uint8(im, channels)
     except Image.DecompressionBombError as e:  # Pillow's own check at open, at twice its limit
         raise BadImage(too_large(e)) from None
@@ -323,6 +324,19 @@ def read_image(path: str | Path, channels: int = 1) -> np.ndarray:
         raise BadImage("not an image (unknown format or damaged header)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise BadImage(f"corrupt or truncated image ({e})") from None
+
+
+def upright(im: Image.Image) -> bool:
+    """Turn a loaded image in place as its EXIF (or TIFF) Orientation tag says, so phone and
+    camera photos stored sideways are read as they are shown; True when it turned. The image
+    keeps its mode, format and tags (the intensity policy reads the TIFF bit depth)."""
+    try:
+        turn = im.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block: take the pixels as stored
+        return False
+    if turn:
+        ImageOps.exif_transpose(im, in_place=True)
+    return turn
 
 
 def check_pixels(im: Image.Image) -> None:
