@@ -1,12 +1,13 @@
 """Export a run's chosen checkpoint as a SavedModel a colleague can serve without anet.
 
 Two signatures, both through the run's input contract (``pipeline.resize``/``normalize``):
-``serving_default`` takes encoded JPEG/PNG/BMP/GIF bytes (TensorFlow cannot decode TIF);
-``serving_pixels`` takes decoded pixel arrays on the 8-bit scale (how a caller passes TIFs it
-decoded itself). A model with the polarity head also returns ``polarity_probabilities`` [N, 2]
-(p-arm up, down) and ``polarity`` [N] (``up``/``down``). ``export.json`` says what the model
-is: classes, polarity, input contract, intensity policy, the selected checkpoint and its
-accuracies, the dataset, the anet version.
+``serving_default`` takes encoded JPEG/PNG/GIF/BMP bytes, decoded in the graph by the intensity
+policy as ``anet predict`` reads them (``anet.data.served``: not TIF, 1/4-bit or compressed BMP,
+nor EXIF orientation); ``serving_pixels`` takes decoded pixel arrays on the 8-bit scale (how a
+caller passes TIFs it decoded itself). A model with the polarity head also returns
+``polarity_probabilities`` [N, 2] (p-arm up, down) and ``polarity`` [N] (``up``/``down``).
+``export.json`` says what the model is: classes, polarity, input contract, intensity policy,
+the selected checkpoint and its accuracies, the dataset, the anet version.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from anet.runs import eval_result, open_chosen, pick_run
 EXPORT_INFO = "export.json"
 TFLITE = "model.tflite"
 SIGNATURES = {
-    "serving_default": "images: encoded JPEG/PNG/BMP/GIF bytes [N] (not TIF) -> probabilities "
-                       "[N, K], class_ids [N], class_names [N] (with the polarity head also "
+    "serving_default": "images: encoded JPEG/PNG/GIF/BMP bytes [N] (not TIF, 1/4-bit or "
+                       "compressed BMP; EXIF orientation not applied) -> probabilities [N, K], "
+                       "class_ids [N], class_names [N] (with the polarity head also "
                        "polarity_probabilities [N, 2] and polarity [N]: up|down)",
     "serving_pixels": "pixels: float32 [N, H, W, C], decoded images of one size on the 8-bit "
                       "scale 0..255 after the intensity policy (16-bit: divide by 257) -> the same "
@@ -43,7 +45,8 @@ def serving_module(model, spec):
     """A ``tf.Module`` with ``serve(images)`` (encoded bytes) and ``serve_pixels(pixels)``."""
     import tensorflow as tf
 
-    from anet.data.pipeline import eval_transform, normalize, resize
+    from anet.data.pipeline import normalize, resize
+    from anet.data.served import serve_transform
     from anet.models import split_outputs
 
     shape = [spec.image_size, spec.image_size, spec.channels]
@@ -67,7 +70,7 @@ def serving_module(model, spec):
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
         def serve(self, images):
-            x = tf.map_fn(lambda b: eval_transform(b, spec), images,
+            x = tf.map_fn(lambda b: serve_transform(b, spec), images,
                           fn_output_signature=tf.TensorSpec(shape, tf.float32))
             return self._outputs(x)
 

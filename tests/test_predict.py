@@ -144,6 +144,29 @@ def test_export_serves_raw_bytes_like_the_keras_model(run, spec, tmp_path):
     export(run, out)  # an earlier export is replaced
 
 
+def test_export_serves_gray_bmp_gif_and_colour_files_as_predict_reads_them(run, spec, tmp_path):
+    out = export(run, tmp_path / "export")
+    rng = np.random.default_rng(2)
+    gray = rng.integers(0, 256, (40, 24), dtype=np.uint8)
+    rgb = rng.integers(0, 256, (36, 28, 3), dtype=np.uint8)
+    files = {"gray.bmp": Image.fromarray(gray), "gray.gif": Image.fromarray(gray),
+             "palette.bmp": Image.fromarray(rgb).quantize(8), "rgb.gif": Image.fromarray(rgb),
+             "rgba.png": Image.fromarray(np.dstack([rgb, rgb[..., 0]])),
+             "16bit.png": Image.fromarray(gray.astype(np.uint16) * 250)}
+    for name, im in files.items():
+        im.save(tmp_path / name)
+    paths = [tmp_path / name for name in files]
+    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+    served = serve(images=tf.constant([p.read_bytes() for p in paths]))
+    r = open_run(run)
+    want = build_model(r, choose_checkpoint(r)[0])(load_inputs(paths, spec), training=False)
+    np.testing.assert_allclose(served["probabilities"].numpy(), want.numpy(), atol=1e-5)
+    Image.fromarray(gray > 128).save(tmp_path / "1bit.bmp")  # TensorFlow has no decoder
+    with pytest.raises(tf.errors.InvalidArgumentError, match="serving_default decodes "
+                       "uncompressed 8-, 24- and 32-bit BMP only; send this image as PNG"):
+        serve(images=tf.constant([(tmp_path / "1bit.bmp").read_bytes()]))
+
+
 def test_export_refuses_a_foreign_folder(run, tmp_path, monkeypatch, capsys):
     (tmp_path / "keep.txt").write_text("mine")
     err = cli_error(monkeypatch, capsys, "export", "--ckpt-dir", run, "--out", tmp_path)
