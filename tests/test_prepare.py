@@ -80,6 +80,66 @@ def test_assign_splits_groups_never_straddle_and_stay_stratified():
         assert (split[labels == c] == 1).sum() == 20
 
 
+def karyotype_cells(changes, sexes=("XX", "XY")):
+    """Labels, cell ids and ISCN karyotypes of cells made by iscn.make_cell (None = normal)."""
+    labels, cells, karyotypes = [], [], {}
+    for i, change in enumerate(changes):
+        cell = iscn.make_cell(sexes[i % len(sexes)], change)
+        karyotypes[f"c{i}"] = cell.karyotype
+        labels += [c.label for c in cell.chromosomes]
+        cells += [f"c{i}"] * len(cell.chromosomes)
+    return np.array(labels), np.array(cells), karyotypes
+
+
+def kinds_per_split(split, cells, karyotypes) -> dict:
+    """kind -> [train, valid, test] cells."""
+    out: dict = {}
+    for cell, karyotype in karyotypes.items():
+        out.setdefault(iscn.kind(karyotype), [0, 0, 0])[int(split[cells == cell][0])] += 1
+    return out
+
+
+CHANGES = ([None] * 30 + ["+13", "+18", "+21", "47,XXY", "47,XYY"] * 2 + ["45,X"] * 2
+           + ["del(5)(p14)", "t(9;22)(q34;q11)"])
+
+
+def test_assign_splits_spreads_every_karyotype_kind():
+    # Largest first used to place every 47-chromosome cell before the rest, and all ten went to
+    # train ("gain": [10, 0, 0]). Each kind now has its share, rounded down or up, in every split.
+    labels, cells, karyotypes = karyotype_cells(CHANGES)
+    kinds = splits.cell_strata(cells, karyotypes)
+    split = splits.assign_splits(labels, cells, 0.1, 0.1, seed=0, strata=kinds)
+    assert kinds_per_split(split, cells, karyotypes) == {
+        "normal": [24, 3, 3], "gain": [8, 1, 1], "loss": [2, 0, 0], "structural": [1, 1, 0]}
+    golden = [0] * 9 + [2, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 2, 2, 1] + [0] * 14 + [2, 0, 1, 0, 0, 1, 0]
+    assert [int(split[cells == f"c{i}"][0]) for i in range(len(CHANGES))] == golden
+    for c in range(24):  # per class still close to the ratios
+        n = (labels == c).sum()
+        assert all(abs((split[labels == c] == s).sum() - n * 0.1) <= 1.5 for s in (1, 2))
+    # Without known karyotypes the cells' sizes (45, 46, 47) are the strata.
+    by_size = splits.assign_splits(labels, cells, 0.1, 0.1, seed=0)
+    assert kinds_per_split(by_size, cells, karyotypes)["gain"] == [8, 1, 1]
+    assert (splits.assign_splits(labels, cells, 0.1, 0.1, seed=0, strata=kinds) == split).all()
+    assert (splits.assign_splits(labels, cells, 0.1, 0.1, seed=1, strata=kinds) != split).any()
+
+
+@pytest.mark.parametrize("n, fraction, lo, hi", [(5, 0.2, 1, 1), (200, 0.05, 10, 10),
+                                                  (200, 0.9, 180, 180), (7, 0.2, 1, 2),
+                                                  (3, 0.05, 0, 1), (4, 0.0, 0, 0)])
+def test_stratum_bounds_golden(n, fraction, lo, hi):
+    low, high = splits._bounds(np.array([n]), np.array([fraction]))
+    assert (int(low[0, 0]), int(high[0, 0])) == (lo, hi)
+
+
+@pytest.mark.parametrize("karyotype, kind", [
+    ("46,XX", "normal"), ("46,XY", "normal"), ("47,XY,+21", "gain"), ("47,XXY", "gain"),
+    ("45,X", "loss"), ("45,XY,-7", "loss"), ("46,XX,+21,-13", "numerical"),
+    ("46,XY,del(5)(p14)", "structural"), ("46,XX,t(9;22)(q34;q11)", "structural"),
+    ("47,XX,+18,del(5)(p14)", "gain"), ("47,XX,+21[10]/46,XX[20]", None), ("", None)])
+def test_karyotype_kind_golden(karyotype, kind):
+    assert iscn.kind(karyotype) == kind
+
+
 def test_group_ids_union_cells_and_duplicates():
     cells = ["a", "a", "", "", "b", ""]
     digests = [b"1", b"2", b"3", b"2", b"4", b"4"]
@@ -228,6 +288,30 @@ def test_prepare_synthetic_abnormal(tmp_path, capsys):
         args = ["prepare", "--dataset", "synthetic-karyotype", "--out", tmp_path / "x", *bad]
         code, _, err = run_cli(args, capsys)
         assert code == 2 and msg in err and not (tmp_path / "x").exists()
+
+
+def test_prepare_synthetic_abnormal_cells_reach_the_test_split(tmp_path, capsys):
+    # Seed 0 draws 7 normal, 5 gain (47), 1 loss (45,X) and 3 structural cells; the old
+    # largest-first splitter left the test split with normal cells only.
+    out = tmp_path / "ab"
+    code, stdout, _ = run_cli(["prepare", "--dataset", "synthetic-karyotype", "--cells", "16",
+                               "--abnormal", "0.5", "--out", out, "--workers", "1",
+                               "--valid-ratio", "0.25", "--test-ratio", "0.25"], capsys)
+    karyotypes = json.loads((out / "dataset.json").read_text())["karyotypes"]
+    split_of = {ex["cell"]: s for s in splits.SPLITS for ex in records(out, s)}
+    kinds: dict = {}
+    for cell, karyotype in karyotypes.items():
+        kinds.setdefault(iscn.kind(karyotype), []).append(split_of[cell])
+    assert code == 0 and {k: len(v) for k, v in kinds.items()} == {
+        "normal": 7, "gain": 5, "loss": 1, "structural": 3}
+    for where in kinds.values():  # every kind in proportion: its share, rounded down or up
+        for s, share in zip(splits.SPLITS, (0.5, 0.25, 0.25)):
+            assert np.floor(len(where) * share) <= where.count(s) <= np.ceil(len(where) * share)
+    assert kinds["gain"].count("test") >= 1
+    table = {k: "/".join(str(v.count(s)) for s in splits.SPLITS) for k, v in kinds.items()}
+    assert ("cells per split (train/valid/test) by karyotype: "
+            f"normal {table['normal']}, gain {table['gain']}, loss {table['loss']}, "
+            f"structural {table['structural']}") in stdout
 
 
 # --------------------------------------------------------------------------- reruns, errors, atomicity

@@ -114,6 +114,25 @@ def is_structural(karyotype: str) -> bool:
     return any(re.match(r"(del|t|der|inv|dup|i)\(", part) for part in karyotype.split(","))
 
 
+KINDS = ("normal", "gain", "loss", "numerical", "structural")
+
+
+def kind(karyotype: str) -> str | None:
+    """A cell's kind of karyotype, which splits are stratified by: ``gain`` (more than 46
+    chromosomes: trisomies, ``47,XXY``), ``loss`` (fewer: ``45,X``), ``numerical`` (46 with a
+    gain and a loss), ``structural`` (numerically normal with a del/t/der/... change) or
+    ``normal``; None for notation :func:`expected_labels` cannot read."""
+    try:
+        labels = expected_labels(karyotype)
+    except ValueError:
+        return None
+    if len(labels) != 46:
+        return "gain" if len(labels) > 46 else "loss"
+    if numerical_call(labels) not in ("46,XX", "46,XY"):
+        return "numerical"
+    return "structural" if is_structural(karyotype) else "normal"
+
+
 def expected_labels(karyotype: str) -> list[int]:
     """Class labels of the chromosomes of an ISCN karyotype (sorted), derivatives labelled by
     their centromere; raises ValueError on notation it does not know."""

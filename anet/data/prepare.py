@@ -32,10 +32,10 @@ import numpy as np
 from PIL import Image
 
 from anet import lock, progress
-from anet.data import folder, outdir, sources, synthetic
+from anet.data import folder, outdir, sources, splits, synthetic
 from anet.data.contract import INTENSITY
 from anet.data.info import DATASET_JSON, DatasetInfo, load_dataset
-from anet.data.splits import SPLITS, assign_given, group_ids, spanning_groups, split_warnings
+from anet.data.splits import SPLITS, group_ids, spanning_groups, split_warnings
 from anet.errors import AnetError
 from anet.files import atomic_write, check_writable
 from anet.report import table1
@@ -340,12 +340,13 @@ def build(dataset: str, source: str | None, work: Path, *, valid_ratio: float, t
         raise AnetError(f"{raw.source}: no usable images ({len(skipped)} skipped)")
     groups = group_ids(facts["cell"], facts["digest"])
     given = np.asarray(facts["given"], np.int64)  # -1 unless a manifest's split column says
-    split = assign_given(facts["label"], groups, given, valid_ratio, test_ratio, seed)
+    kinds = splits.cell_strata(facts["cell"], facts["karyotypes"])  # normal, gain, loss, ...
+    split = splits.assign_given(facts["label"], groups, given, valid_ratio, test_ratio, seed, kinds)
     if dataset == "folder":
         folder.check_class_splits(raw, facts["label"], split, groups, given,
                                   (valid_ratio, test_ratio))
     check_split_sizes(split, groups, valid_ratio, test_ratio)
-    notes = list(raw.notes)
+    notes = [n for n in (*raw.notes, splits.kinds_line(facts["cell"], kinds, split)) if n]
     apart = spanning_groups(groups, split)
     if apart:
         notes.append(f"warning: {apart} sets of identical images lie in different given splits "

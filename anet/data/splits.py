@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from anet.data import iscn
+
 SPLITS = ("train", "valid", "test")
 
 
@@ -41,26 +43,48 @@ def _split_by_class(counts: np.ndarray, ratios: tuple[float, float],
     return out
 
 
-def _split_greedy(counts: np.ndarray, ratios: tuple[float, float],
-                  rng: np.random.Generator) -> np.ndarray:
-    """Mixed groups (cells): largest first, each to the split whose per-class counts it brings
-    closest to target (least increase of squared error)."""
-    total = counts.sum(0)
-    target = np.stack([total * (1 - sum(ratios)), total * ratios[0], total * ratios[1]])
+def _bounds(stratum_groups: np.ndarray, fractions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per stratum and split, the fewest and most groups: its proportional share rounded down
+    and up (exact shares stay exact: 200 cells at 0.05 are 10, not 10 or 11)."""
+    exact = stratum_groups[:, None] * fractions[None, :]
+    return np.floor(exact + 1e-9).astype(np.int64), np.ceil(exact - 1e-9).astype(np.int64)
+
+
+def _split_greedy(counts: np.ndarray, ratios: tuple[float, float], rng: np.random.Generator,
+                  strata: np.ndarray) -> np.ndarray:
+    """Mixed groups (cells): largest first (seeded order among equals), each to the split whose
+    per-class counts it brings closest to target (least increase of squared error), among the
+    splits its stratum may still take.
+
+    A stratum (a cell's karyotype kind, or its size: 46, 47 or 45 chromosomes) puts its
+    proportional share of groups, rounded down or up, in every split. Without that, largest
+    first placed every 47-chromosome cell before the rest, and they all went to train.
+    """
+    fractions = np.array([1 - sum(ratios), *ratios])
+    target = counts.sum(0)[None, :] * fractions[:, None]
     current = np.zeros_like(target)
+    lo, hi = _bounds(np.bincount(strata), fractions)
+    placed, left = np.zeros_like(lo), np.bincount(strata)
     size = counts.sum(1)
     order = rng.permutation(len(counts))
     order = order[np.argsort(-size[order], kind="stable")]
     out = np.zeros(len(counts), np.int64)
     for g in order:
+        s = strata[g]
+        need = np.maximum(lo[s] - placed[s], 0)
+        # The stratum's last groups go where its share is not yet met; before that, anywhere
+        # its share is not yet full.
+        allowed = need > 0 if need.sum() >= left[s] else placed[s] < hi[s]
         increase = (2 * (current - target) * counts[g] + counts[g] ** 2).sum(1)
-        out[g] = int(np.argmin(increase))
+        out[g] = int(np.argmin(np.where(allowed, increase, np.inf)))
         current[out[g]] += counts[g]
+        placed[s, out[g]] += 1
+        left[s] -= 1
     return out
 
 
 def assign_splits(labels, groups=None, valid_ratio: float = 0.05, test_ratio: float = 0.05,
-                  seed: int = 0) -> np.ndarray:
+                  seed: int = 0, strata=None) -> np.ndarray:
     """Split ids (0 train, 1 valid, 2 test) per item: stratified, deterministic, group-aware.
 
     Args:
@@ -70,6 +94,10 @@ def assign_splits(labels, groups=None, valid_ratio: float = 0.05, test_ratio: fl
         valid_ratio, test_ratio: fractions of the items (exact per class when groups are
             label-pure singletons: round(n_c * ratio), totals round(N * ratio)).
         seed: the same inputs and seed give the same split.
+        strata: for groups holding several classes (cells), a key per item ("" or None =
+            unknown), a group's being its first item's: each stratum's groups are spread over
+            the splits in proportion (its share rounded down or up). Groups of unknown stratum
+            are stratified by their number of items. Label-pure groups are stratified by class.
 
     Returns:
         int64 array of split ids, one per item.
@@ -84,20 +112,51 @@ def assign_splits(labels, groups=None, valid_ratio: float = 0.05, test_ratio: fl
     counts = np.zeros((gid.max() + 1, labels.max() + 1), np.int64)
     np.add.at(counts, (gid, labels), 1)
     rng = np.random.default_rng(seed)
-    pure = ((counts > 0).sum(1) <= 1).all()
-    split = (_split_by_class if pure else _split_greedy)(counts, (valid_ratio, test_ratio), rng)
+    ratios = (valid_ratio, test_ratio)
+    if ((counts > 0).sum(1) <= 1).all():
+        split = _split_by_class(counts, ratios, rng)
+    else:
+        split = _split_greedy(counts, ratios, rng, _group_strata(gid, counts.sum(1), strata))
     return split[gid]
 
 
+def _group_strata(gid: np.ndarray, size: np.ndarray, strata) -> np.ndarray:
+    """Stratum index per group: its first item's key, or its size where that is unknown."""
+    first = np.unique(gid, return_index=True)[1]  # gid is 0..G-1, so row g is group g
+    keys = [None] * len(size) if strata is None else np.asarray(strata, object)[first]
+    named = [f"kind {k}" if k not in (None, "") else f"size {n}" for k, n in zip(keys, size)]
+    return np.unique(np.array(named, object), return_inverse=True)[1].reshape(-1)
+
+
+def cell_strata(cells, karyotypes: dict) -> list[str]:
+    """Per item, its cell's karyotype kind (:func:`anet.data.iscn.kind`) where ``karyotypes``
+    (cell -> ISCN) knows and can read it, else "" (the splitter then uses the cell's size)."""
+    kinds = {cell: iscn.kind(k) or "" for cell, k in karyotypes.items()}
+    return [kinds.get(c, "") for c in cells]
+
+
+def kinds_line(cells, strata, split) -> str | None:
+    """"cells per split (train/valid/test) by karyotype: normal 180/10/10, gain 2/1/1" for
+    the cells whose kind (:func:`cell_strata`) is known; None when none is."""
+    table: dict = {}
+    for _, kind, s in {(c, k, int(s)) for c, k, s in zip(cells, strata, split) if k}:
+        table.setdefault(kind, [0, 0, 0])[s] += 1
+    if not table:
+        return None
+    order = [k for k in iscn.KINDS if k in table]
+    return ("cells per split (train/valid/test) by karyotype: "
+            + ", ".join(f"{k} " + "/".join(map(str, table[k])) for k in order))
+
+
 def assign_given(labels, groups, given, valid_ratio: float = 0.05, test_ratio: float = 0.05,
-                 seed: int = 0) -> np.ndarray:
+                 seed: int = 0, strata=None) -> np.ndarray:
     """Split ids per item honouring given splits (a manifest's ``split`` column).
 
     Args:
         given: split id per item (0 train, 1 valid, 2 test) or -1 where none is given. An item
             keeps its given split; an item without one joins the split given to another item
             of its group (the lowest, if several); the rest are split by :func:`assign_splits`
-            (the ratios are fractions of those rest).
+            (the ratios are fractions of those rest; ``strata`` as there).
 
     Returns:
         int64 array of split ids; all -1 gives exactly ``assign_splits``.
@@ -111,7 +170,8 @@ def assign_given(labels, groups, given, valid_ratio: float = 0.05, test_ratio: f
     split = np.where(given >= 0, given, group_given[gid])
     free = split == len(SPLITS)
     if free.any():
-        split[free] = assign_splits(labels[free], gid[free], valid_ratio, test_ratio, seed)
+        keys = None if strata is None else np.asarray(strata, object)[free]
+        split[free] = assign_splits(labels[free], gid[free], valid_ratio, test_ratio, seed, keys)
     return split
 
 
