@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anet import checkpoints, karyotype, metrics, progress, stall, tboard
+from anet import checkpoints, karyotype, metrics, polarity, progress, stall, tboard
 from anet.config import dump_yaml
 from anet.data.info import DatasetInfo
 from anet.errors import AnetError
@@ -96,17 +96,6 @@ def _collect(forward, ds, split: str) -> dict:
             "cells": cells, "sizes": np.concatenate(sizes), "errors": errors, "split": split,
             "polarity_probs": np.concatenate(pol_probs) if pol_probs else None,
             "polarity": np.concatenate(pols) if pols else None}
-
-
-def polarity_accuracy(out: dict) -> dict | None:
-    """The polarity head's accuracy over the examples of known polarity of a collected split
-    (None for a model without the head)."""
-    if out["polarity_probs"] is None:
-        return None
-    known = out["polarity"] >= 0
-    hits = (out["polarity_probs"].argmax(axis=1) == out["polarity"]) & known
-    n = int(known.sum())
-    return {"accuracy": float(hits.sum() / n) if n else None, "examples": n}
 
 
 def _tally(forward, ds, k: int, split: str) -> tuple[np.ndarray, int]:
@@ -289,6 +278,7 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     cm = tallies[split][0]
     train_cm = tallies["train"][0]
     outside = sum(spec.out_of_range(int(h), int(w), scale) for h, w in out["sizes"])
+    pol = polarity.score(out["polarity_probs"], out["polarity"])
     result = {
         "run": str(run.dir),
         "model": run.cfg.model.name,
@@ -315,7 +305,7 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
         "per_class": metrics.per_class(cm, classes),
         "confusion": cm.tolist(),
         "errors": misclassified(out, classes),
-        "polarity": polarity_accuracy(out),
+        "polarity": pol.to_json() if pol else None,
         "karyotype": None,
     }
     if karyotype.applies(classes, out["cells"]):
@@ -325,7 +315,7 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
         result["karyotype"] = cell | {"split": split}
         if karyograms:
             drawn = draw_karyograms(run, out, cell["per_cell"][:karyograms], split,
-                                    other or safe_name(info.name))
+                                    other or safe_name(info.name), pol)
             result["karyotype"]["karyograms"] = [str(p.relative_to(run.dir)) for p in drawn]
     if predictions is not None:
         parts = [out] if split == "valid" else [valid_out, out]
@@ -346,6 +336,8 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     plot_errors(out["errors"], classes, files[2], total=int((preds != out["labels"]).sum()))
     if files[0] == run.paths.eval:  # the selection: at the newest step scored, so the last wins
         tboard.write_eval(run.paths.tensorboard, result, max(c.step for c in candidates), files[1])
+    if pol and pol.at_chance:
+        print(polarity.warning(run.dir, pol, f"{on}{split}"), file=sys.stderr)
     if outside:
         print(f"warning: {outside} of {len(preds)} {split} images are outside the training size "
               f"range ({spec.size_min[0]}x{spec.size_min[1]} .. {spec.size_max[0]}x"
@@ -354,16 +346,19 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     return result
 
 
-def draw_karyograms(run, out: dict, rows: list[dict], split: str, dataset: str) -> list[Path]:
+def draw_karyograms(run, out: dict, rows: list[dict], split: str, dataset: str,
+                    pol: polarity.PolarityScore | None = None) -> list[Path]:
     """The karyograms of the cells in ``rows`` (per-cell report rows), from their JPGs, as
-    ``RUN/karyograms/DATASET-SPLIT-CELL.png``."""
+    ``RUN/karyograms/DATASET-SPLIT-CELL.png``; chromosomes are turned by the polarity head's
+    calls unless ``pol`` (its score on the split) says it is at chance."""
     from PIL import Image
 
     from anet import karyogram
 
     assigned = karyotype.assign_cells(out["probs"], out["cells"])
     argmax = out["probs"].argmax(axis=1)
-    pol = out["polarity_probs"].argmax(axis=1) if out["polarity_probs"] is not None else None
+    calls = out["polarity_probs"].argmax(axis=1) if out["polarity_probs"] is not None else None
+    calls, note = polarity.karyogram_turns(calls, pol)
     paths = []
     run.paths.karyogram(dataset, split, "cell").parent.mkdir(exist_ok=True)
     for row in rows:
@@ -377,7 +372,8 @@ def draw_karyograms(run, out: dict, rows: list[dict], split: str, dataset: str) 
         paths.append(karyogram.draw(
             images, assigned[idx], run.paths.karyogram(dataset, split, row["cell"]),
             title=f"{row['cell']}: called {row['call']}{truth}", argmax=argmax[idx],
-            truth=out["labels"][idx], polarity=pol[idx] if pol is not None else None))
+            truth=out["labels"][idx], polarity=calls[idx] if calls is not None else None,
+            note=note))
     return paths
 
 
@@ -420,9 +416,11 @@ def summary(result: dict, predictions: Path | None = None) -> str:
         lines.append("macro-F1 leaves out classes absent from a split: " + "; ".join(
             f"{s}: {', '.join(map(str, c[:6]))}" + (f" and {len(c) - 6} more" if len(c) > 6 else "")
             for s, c in absent.items()))
-    if pol := result.get("polarity"):
-        shown = f"{pol['accuracy']:.4f}" if pol["accuracy"] is not None else "n/a (not recorded)"
-        lines.append(f"polarity ({result['split']}, {pol['examples']} known): accuracy {shown}")
+    if pol := polarity.PolarityScore.from_json(result.get("polarity")):
+        shown = (f"{pol.accuracy:.4f} (one-sided binomial p={pol.p_value:.2g} against 0.5"
+                 f"{': at chance' if pol.at_chance else ''})" if pol.accuracy is not None
+                 else "n/a (not recorded)")
+        lines.append(f"polarity ({result['split']}, {pol.examples} known): accuracy {shown}")
     k = result.get("karyotype")
     if k:
         lines.append(f"karyotype ({k['split']}, {k['cells']} cells, {k['chromosomes']} chromosomes): "

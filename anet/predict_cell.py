@@ -4,7 +4,9 @@ labels after the per-cell assignment, the cell's ISCN call, optionally its karyo
 The crops go through the run's input contract like ``anet predict``'s images; the labels come
 from :func:`anet.karyotype.assign_cell` (the assignment ``anet evaluate`` uses), the call from
 :func:`anet.data.iscn.numerical_call`. A model with the polarity head also says each
-chromosome's p-arm end, and the karyogram turns those it calls "down" upright.
+chromosome's p-arm end, and the karyogram turns those it calls "down" upright, unless the
+run's ``eval.json`` says the head is at chance (:mod:`anet.polarity`): then a warning, and the
+karyogram says it did not turn them.
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ def predict_cell(run_dir: str | Path | None, folder: str | Path, *,
     labels, argmax = karyotype.assign_cell(probs), probs.argmax(axis=1)
     call = iscn.numerical_call(labels)
     print(f"# run {run.dir}, checkpoint {chosen.name} ({why})", file=sys.stderr)
+    turns, note = _polarity_verdict(run, polarity, out is not None)
     print("\t".join(["path", "label", "argmax"] + (["polarity"] if polarity is not None else [])))
     for i, path in enumerate(images):
         pol = [POLARITY_CLASSES[polarity[i]]] if polarity is not None else []
@@ -119,9 +122,33 @@ def predict_cell(run_dir: str | Path | None, folder: str | Path, *,
         from anet import karyogram as draw
 
         draw.draw(crops, labels, out, title=f"{folder.name}: called {call}", argmax=argmax,
-                  polarity=polarity)
+                  polarity=turns, note=note)
         print(f"wrote {out}", file=sys.stderr)
     return CellCall(str(run.dir), chosen.name, tuple(map(str, images)),
                     tuple(classes[i] for i in labels), tuple(classes[i] for i in argmax),
                     tuple(POLARITY_CLASSES[i] for i in polarity) if polarity is not None else None,
                     call, str(out) if out is not None else None)
+
+
+def _polarity_verdict(run, calls, drawing: bool) -> tuple[np.ndarray | None, str | None]:
+    """The polarity calls to turn the karyogram's chromosomes by and its caption note, from
+    the verdict ``anet evaluate`` recorded in eval.json: a warning when the head is at chance;
+    a notice when a karyogram is drawn by a head that was never scored."""
+    from anet import polarity
+    from anet.runs import eval_result
+
+    if calls is None:
+        return None, None
+    ev = eval_result(run)
+    recorded = polarity.PolarityScore.from_json(ev.get("polarity"))
+    if recorded is None or recorded.accuracy is None:
+        if drawing:
+            print(f"notice: {run.dir}: the polarity head's accuracy is not in eval.json; the "
+                  f"karyogram turns chromosomes by it unchecked (run `anet evaluate --run-dir "
+                  f"{run.dir}` to score it)", file=sys.stderr)
+        return calls, None
+    if recorded.at_chance:
+        chosen = ev.get("chosen") if isinstance(ev.get("chosen"), dict) else {}
+        where = f"{ev.get('split', 'its split')} (eval.json, {chosen.get('name', 'its checkpoint')})"
+        print(polarity.warning(run.dir, recorded, where), file=sys.stderr)
+    return polarity.karyogram_turns(calls, recorded)

@@ -42,3 +42,12 @@ def test_draw_writes_one_png(tmp_path):
     im = Image.open(out)
     assert im.format == "PNG" and im.size[0] > im.size[1] > 200
     assert not list(tmp_path.glob(".*tmp*"))  # written atomically
+    rgb = np.asarray(im.convert("RGB"))
+    orange = (rgb == (0xFF, 0x8C, 0x00)).all(axis=-1)
+    assert orange.sum() > 100 and not (rgb == (0xD6, 0x27, 0x28)).all(axis=-1).any()
+    greys = rgb[~orange]
+    assert (greys[:, 0] == greys[:, 1]).all() and (greys[:, 1] == greys[:, 2]).all()
+    # a note under the title (a head at chance) adds its line to the sheet's top
+    noted = Image.open(karyogram.draw(crops, labels, tmp_path / "n.png", title="c: 47,XX,+21",
+                                      note="chromosomes not turned p-arm up"))
+    assert noted.size == (im.size[0], im.size[1] + karyogram.NOTE_H * karyogram.SCALE)
