@@ -28,6 +28,12 @@ LEGACY: dict[str, object] = {
 # Keys that only set a run's starting point: resuming restores the weights, so a resumed run
 # keeps the value it started with (and records that one in its config.yaml).
 KEPT = ("model.init",)
+# model.batch_norm built BN layers on VGG16 only until the change that also added model.init:
+# a stored config without model.init is older, and its AlexNet or ANet-c6 has no BN layers
+# whatever its batch_norm says. Such runs are read with batch_norm false (a new config's
+# batch_norm: true still builds BN on every model).
+BN_EVERYWHERE_SINCE = "model.init"
+BN_ALWAYS = ("vgg16",)  # the models batch_norm applied to before that change
 
 
 def _leaves(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
@@ -47,10 +53,21 @@ def _lookup(tree: dict, key: str) -> tuple[bool, object]:
     return True, node
 
 
+def bn_not_built(stored: dict) -> bool:
+    """Whether ``stored`` (a run's config as its checkpoint stored it) predates batch_norm on
+    AlexNet/ANet-c6 and is such a model: its ``model.batch_norm`` built no layers."""
+    name = _lookup(stored, "model.name")[1]
+    return not _lookup(stored, BN_EVERYWHERE_SINCE)[0] and name not in BN_ALWAYS
+
+
 def normalise(stored: dict) -> tuple[dict, dict[str, object]]:
     """``stored`` with every key of today's config that it lacks filled in (the :data:`LEGACY`
-    value where there is one, else today's default), and ``{dotted key: value filled}``."""
+    value where there is one, else today's default), and ``{dotted key: value filled}``; an
+    old AlexNet/ANet-c6 run's ``model.batch_norm`` reads false (:func:`bn_not_built`)."""
     filled = copy.deepcopy(stored)
+    if bn_not_built(stored) and isinstance(filled.get("model"), dict) \
+            and filled["model"].get("batch_norm"):
+        filled["model"]["batch_norm"] = False
     added: dict[str, object] = {}
     for key, default in _leaves(to_dict(Config())):
         if key == "name" or _lookup(filled, key)[0]:
@@ -87,6 +104,19 @@ def keep_start(cfg: Config, stored: dict) -> tuple[Config, list[tuple[str, objec
             cfg = dataclasses.replace(cfg, **{section: sub})
             changed.append((key, asked, kept))
     return cfg, changed
+
+
+def bn_as_built(cfg: Config, stored: dict, run_dir: str | Path) -> tuple[Config, str]:
+    """``cfg`` with ``model.batch_norm`` false when it opens an old AlexNet/ANet-c6 run
+    (``stored``: the run's stored config, :func:`bn_not_built`) and either says true, and the
+    one-line note saying so ('' when nothing was read differently)."""
+    name = _lookup(stored, "model.name")[1]
+    if not bn_not_built(stored) or cfg.model.name != name or not (
+            cfg.model.batch_norm or _lookup(stored, "model.batch_norm")[1]):
+        return cfg, ""
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, batch_norm=False))
+    return cfg, (f"note: {run_dir} was made when model.batch_norm applied to VGG16 only, so its "
+                 f"{name} has no BN layers; read with model.batch_norm=false")
 
 
 # --------------------------------------------------------------------------- resume policy

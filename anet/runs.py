@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from anet import checkpoints, lock, models
+from anet import checkpoints, lock, models, resume
 from anet.config import Config, from_dict, load_config
 from anet.data.info import DATASET_JSON, DatasetInfo, load_dataset
 from anet.errors import AnetError
@@ -242,6 +242,9 @@ def open_run(run_dir: str | Path, overrides=()) -> Run:
     if not ckpts:
         raise AnetError(f"{run_dir}: no checkpoints in {paths.checkpoints}; train first")
     cfg = load_config(cfg_path, overrides) if cfg_path.is_file() else from_dict(ckpts[-1].config)
+    cfg, old_bn = resume.bn_as_built(cfg, ckpts[-1].config, run_dir)  # an old AlexNet/ANet-c6
+    if old_bn:
+        print(old_bn, file=sys.stderr)
     return Run(dir=run_dir, cfg=cfg, ckpts=ckpts)
 
 

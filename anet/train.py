@@ -213,6 +213,9 @@ def start(cfg: Config, paths: RunPaths, resolver=None, chief: RunPaths | None = 
         if added:
             progress.note(resume_policy.notice(paths.dir, added))
         cfg, kept = resume_policy.keep_start(cfg, stored)
+        cfg, old_bn = resume_policy.bn_as_built(cfg, resume.config, paths.dir)
+        if old_bn:
+            progress.note(old_bn)
         for key, asked, value in kept:
             progress.note(f"note: {key}={asked!r} only sets a run's starting weights; resuming "
                           f"{paths.dir} keeps {value!r}, the value it started with")

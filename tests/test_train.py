@@ -425,3 +425,32 @@ def test_a_run_made_before_model_init_resumes_with_the_init_it_started_with(tmp_
     assert load_config(run / "config.yaml").model.init == "glorot_uniform"  # the record stays true
     with pytest.raises(AnetError, match="existing run has model.width=0.0625 but the config says 0.5"):
         train(load_config(tiny_config(tmp_path, data, epochs=3), ["model.width=0.5"]), run)
+
+
+def test_an_old_anetc6_run_that_stored_batch_norm_true_evaluates_and_resumes(tmp_path, data,
+                                                                            capsys, monkeypatch):
+    from anet.config import write_config
+    from anet.evaluate import evaluate
+
+    monkeypatch.delenv("ANET_QUIET", raising=False)
+    # Before model.init existed, model.batch_norm built BN on VGG16 only: an ANet-c6 run stored
+    # batch_norm: true (config.yaml and checkpoints) and has no BN layers.
+    run = tmp_path / "run"
+    train(load_config(tiny_config(tmp_path, data, epochs=1), ["model.init=glorot_uniform"]), run)
+    for state in (run / "checkpoints").glob("ckpt-*/state.json"):
+        raw = json.loads(state.read_text())
+        del raw["config"]["model"]["init"]
+        raw["config"]["model"]["batch_norm"] = True
+        state.write_text(json.dumps(raw))
+    write_config(load_config(tiny_config(tmp_path, data, epochs=1), ["model.batch_norm=true"]),
+                 run / "config.yaml")
+    note = (f"note: {run} was made when model.batch_norm applied to VGG16 only, so its anetc6 "
+            "has no BN layers; read with model.batch_norm=false")
+    capsys.readouterr()
+    assert evaluate(run)["accuracy"]["test"] is not None  # the checkpoints load
+    assert note in capsys.readouterr().err
+    final = train(load_config(tiny_config(tmp_path, data, epochs=2), ["model.batch_norm=true"]),
+                  run)
+    assert note in capsys.readouterr().out  # notes (muted by -q)
+    assert final.step == 24 and final.config["model"]["batch_norm"] is False
+    assert load_config(run / "config.yaml").model.batch_norm is False  # the record is true now
