@@ -7,8 +7,9 @@ subfolder, each writing the same tag names. Under ``RUN/tensorboard/``:
     valid/      loss, accuracy (at each check with ``schedule.monitor: valid`` and epoch end)
     train/ valid/ test/   eval/accuracy, eval/top5_accuracy, eval/macro_f1 of the checkpoint
                 `anet evaluate` chose; the evaluated split's folder has the image eval/confusion
-    (itself)    the hparams session: the resolved config as hyper-parameters (hparams plugin),
-                with eval/accuracy of valid/ and test/ and eval/macro_f1 of test/ as its metrics
+    (itself)    the hparams session: the resolved config as typed hyper-parameters (hparams
+                plugin: bools, numbers, text), with eval/accuracy of valid/ and test/ and
+                eval/macro_f1 of test/ as its metrics
     visualize/  `anet visualize` images
 
 In TensorBoard's run selector a chart such as ``accuracy`` shows ``RUN/tensorboard/train`` and
@@ -55,24 +56,68 @@ def scalars(row: dict) -> list[tuple[str, str, float]]:
     return out
 
 
+def _leaves(config: dict, prefix: str = ""):
+    for k, v in config.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
 def hparams(config: dict) -> dict:
     """The resolved config (``config.to_dict``) as flat hparams: ``section.key`` -> a bool,
-    int, float or str (lists and other values as text, None as ``none``)."""
+    int, float or str (lists and other values as text; a null key is left out, which
+    TensorBoard shows as an empty cell)."""
     flat = {}
-
-    def walk(prefix: str, value) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(value, (bool, int, float, str)):
-            flat[prefix] = value
-        elif value is None:
-            flat[prefix] = "none"
-        else:
-            flat[prefix] = str(list(value) if isinstance(value, tuple) else value)
-
-    walk("", config)
+    for key, value in _leaves(config):
+        if isinstance(value, (bool, int, float, str)):
+            flat[key] = value
+        elif value is not None:
+            flat[key] = str(list(value) if isinstance(value, tuple) else value)
     return flat
+
+
+def _declared_type(key: str):
+    """The config's declared type of a dotted key (``int`` for ``int | None``), or None."""
+    import dataclasses
+    import typing
+
+    from anet.config import Config
+
+    tp = Config
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(tp) or part not in typing.get_type_hints(tp):
+            return None
+        tp = typing.get_type_hints(tp)[part]
+    inner = [t for t in typing.get_args(tp) if t is not type(None)]
+    return inner[0] if len(inner) == 1 else tp
+
+
+def hparam_kinds(config: dict) -> dict[str, str]:
+    """``section.key`` -> ``bool``, ``number`` or ``text`` for every key of the config: how
+    TensorBoard's hparams dashboard treats it (a null key by the config's declared type)."""
+    values = hparams(config)
+    kinds = {}
+    for key, _ in _leaves(config):
+        tp = type(values[key]) if key in values else _declared_type(key)
+        kinds[key] = "bool" if tp is bool else "number" if tp in (int, float) else "text"
+    return kinds
+
+
+def hparam_domain(kind: str):
+    """The hparams ``Domain`` that declares a kind's type and sets no limit on the values
+    another run may have (all runs under one TensorBoard log dir share one experiment): a
+    bool's two values, any number (TensorBoard has no integer type), any text (an empty
+    domain: the type alone)."""
+    import math
+
+    from tensorboard.plugins.hparams import api as hp
+
+    if kind == "bool":
+        return hp.Discrete([False, True])
+    if kind == "number":
+        return hp.RealInterval(-math.inf, math.inf)
+    return hp.Discrete([], dtype=str)
 
 
 def eval_scalars(result: dict) -> list[tuple[str, str, float]]:
@@ -116,15 +161,18 @@ class Writers:
 
 
 def write_hparams(folder: str | Path, config: dict, trial: str) -> None:
-    """The run's hyper-parameters as an hparams session in ``folder`` (RUN/tensorboard), with
-    :data:`HPARAMS_METRICS` declared (their values come when `anet evaluate` writes them)."""
+    """The run's hyper-parameters as an hparams session in ``folder`` (RUN/tensorboard), each
+    declared with its type (:func:`hparam_domain`) so the dashboard filters and sorts bools,
+    numbers and text as such, and :data:`HPARAMS_METRICS` (their values come when
+    `anet evaluate` writes them)."""
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
 
     values = hparams(config)
     writer = tf.summary.create_file_writer(str(folder))
     with writer.as_default():
-        hp.hparams_config(hparams=[hp.HParam(k) for k in values],
+        hp.hparams_config(hparams=[hp.HParam(k, hparam_domain(kind))
+                                   for k, kind in hparam_kinds(config).items()],
                           metrics=[hp.Metric(tag, group=run, display_name=name)
                                    for tag, run, name in HPARAMS_METRICS])
         hp.hparams(values, trial_id=trial)

@@ -50,3 +50,25 @@ def experiment_metrics(folder: Path) -> list[tuple[str, str]]:
                     exp = metadata.parse_experiment_plugin_data(v.metadata.plugin_data.content)
                     return [(m.name.group, m.name.tag) for m in exp.metric_infos]
     return []
+
+
+def experiment_hparams(folder: Path) -> dict:
+    """``{name: (type, domain)}`` of the hyper-parameters the hparams experiment in ``folder``
+    declares: type as the DataType name, domain as a list (discrete), (min, max) or None."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api_pb2, metadata
+
+    for path in sorted(Path(folder).glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for v in event.summary.value:
+                if v.tag == metadata.EXPERIMENT_TAG:
+                    exp = metadata.parse_experiment_plugin_data(v.metadata.plugin_data.content)
+                    out = {}
+                    for h in exp.hparam_infos:
+                        kind = h.WhichOneof("domain")
+                        domain = (None if kind is None else list(h.domain_discrete) if
+                                  kind == "domain_discrete" else
+                                  (h.domain_interval.min_value, h.domain_interval.max_value))
+                        out[h.name] = (api_pb2.DataType.Name(h.type), domain)
+                    return out
+    return {}

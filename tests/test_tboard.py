@@ -6,7 +6,7 @@ from PIL import Image
 
 from anet import runlog, tboard
 from anet.plotting import plot_confusion
-from tests.tbevents import experiment_metrics, read_events, session_hparams
+from tests.tbevents import experiment_hparams, experiment_metrics, read_events, session_hparams
 
 CHECK = {"kind": "check", "step": 20, "epoch": 1, "lr": 0.01, "train_loss": 0.5, "train_acc": 0.75,
          "images_per_sec": 120.0, "valid_acc": 0.7, "valid_loss": 0.6, "valid_step": 20,
@@ -30,10 +30,30 @@ def test_scalars_golden():
 def test_hparams_flatten_golden():
     cfg = {"model": {"name": "anetc6", "init": None}, "train": {"batch_size": 64, "xla": True},
            "schedule": {"lrs": [0.01, 0.001], "levels": (0.5, 0.9)}, "run": {"seed": 0}}
-    assert tboard.hparams(cfg) == {"model.name": "anetc6", "model.init": "none",
+    assert tboard.hparams(cfg) == {"model.name": "anetc6",  # a null key is left out
                                    "train.batch_size": 64, "train.xla": True,
                                    "schedule.lrs": "[0.01, 0.001]", "schedule.levels": "[0.5, 0.9]",
                                    "run.seed": 0}
+
+
+def test_hparams_are_declared_with_their_types_and_no_limit_on_values(tmp_path):
+    config = {"model": {"name": "vgg16", "batch_norm": True, "dropout": 0.5},
+              "train": {"batch_size": 8}, "schedule": {"lrs": [0.01, 0.001]},
+              "run": {"keep_best": None, "keep_checkpoints": 3}}  # keep_best: int | None
+    tb = tmp_path / "tensorboard"
+    tboard.write_hparams(tb, config, "runs/x")
+    inf = float("inf")
+    assert experiment_hparams(tb) == {  # what TensorBoard's dashboard filters and sorts by
+        "model.name": ("DATA_TYPE_STRING", None),
+        "model.batch_norm": ("DATA_TYPE_BOOL", [False, True]),
+        "model.dropout": ("DATA_TYPE_FLOAT64", (-inf, inf)),
+        "train.batch_size": ("DATA_TYPE_FLOAT64", (-inf, inf)),  # no integer type in TensorBoard
+        "schedule.lrs": ("DATA_TYPE_STRING", None),
+        "run.keep_best": ("DATA_TYPE_FLOAT64", (-inf, inf)),  # null here: its declared type
+        "run.keep_checkpoints": ("DATA_TYPE_FLOAT64", (-inf, inf))}
+    assert session_hparams(tb) == {"model.name": "vgg16", "model.batch_norm": True,
+                                   "model.dropout": 0.5, "train.batch_size": 8.0,
+                                   "schedule.lrs": "[0.01, 0.001]", "run.keep_checkpoints": 3.0}
 
 
 def test_metrics_log_writes_train_and_valid_overlaid(tmp_path):

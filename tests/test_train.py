@@ -19,7 +19,7 @@ from anet.config import load_config
 from anet.errors import AnetError
 from anet.runlog import read_metrics
 from anet.train import train
-from tests.tbevents import read_events, session_hparams
+from tests.tbevents import experiment_hparams, read_events, session_hparams
 from tests.tinydata import write_dataset
 from tests.tinyrun import tiny_config
 
@@ -73,6 +73,12 @@ def test_tiny_run_writes_every_artefact_and_learns(tmp_path, data):
     assert valid_tb["accuracy"][-1] == (epochs[-1]["step"], pytest.approx(epochs[-1]["valid_acc"]))
     hparams = session_hparams(tb)
     assert hparams["model.name"] == "anetc6" and hparams["train.epochs"] == 12
+    declared = experiment_hparams(tb)  # every config key, typed (run.keep_best is null here)
+    assert set(declared) == set(hparams) | {"run.keep_best"}
+    assert {k: declared[k][0] for k in ("train.epochs", "run.keep_best", "model.batch_norm",
+                                        "model.name")} == {
+        "train.epochs": "DATA_TYPE_FLOAT64", "run.keep_best": "DATA_TYPE_FLOAT64",
+        "model.batch_norm": "DATA_TYPE_BOOL", "model.name": "DATA_TYPE_STRING"}
     # Re-running a finished run does nothing.
     again = train(cfg, run)
     assert again.step == final.step
