@@ -75,8 +75,8 @@ class TrainConfig:
     checkpoint_every_epochs: int = 10  # unconditional checkpoint period
     eval_batches: int = 0  # batches of the valid split per evaluation (0 = whole split)
     precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
-    jit_compile: bool = True  # XLA-compile the train step (measured ~17% faster on CPU)
-    deterministic: bool = False  # op determinism + fixed data order (needs jit_compile: false)
+    jit_compile: bool | str = "auto"  # XLA-compile the train step: auto (on a GPU only) | true | false
+    deterministic: bool = False  # op determinism + fixed data order (not with jit_compile: true)
     distribute: str = "none"  # none | mirrored (all local GPUs) | multi_worker (see cluster)
     cluster: str = "auto"  # multi_worker: auto | tf_config | slurm (auto: TF_CONFIG, else srun's)
     cluster_port: int = 0  # slurm: first port of a node's workers (0 = one range per job id)
@@ -245,7 +245,15 @@ def _coerce(tp, value, key: str, source: str):
             raise ConfigError(f"{_blame(source, key)}: {key} must be a list, got {value!r}")
         (item_tp, _) = typing.get_args(tp)
         return tuple(_coerce(item_tp, v, f"{key}[{i}]", source) for i, v in enumerate(value))
-    if origin in (typing.Union, types.UnionType):  # only `X | None`: null, or an X
+    if origin in (typing.Union, types.UnionType) and type(None) not in typing.get_args(tp):
+        for option in typing.get_args(tp):  # `bool | str`: the first type the value is
+            try:
+                return _coerce(option, value, key, source)
+            except ConfigError:
+                pass
+        names = " or ".join(t.__name__ for t in typing.get_args(tp))
+        raise ConfigError(f"{_blame(source, key)}: {key} must be {names}, got {value!r}")
+    if origin in (typing.Union, types.UnionType):  # `X | None`: null, or an X
         (inner,) = [t for t in typing.get_args(tp) if t is not type(None)]
         if value is None:
             return None
@@ -319,7 +327,9 @@ def _validate(c: Config, s: str) -> None:
     _check(t.eval_every_steps >= 1, s, "train.eval_every_steps", "must be >= 1")
     _check(t.checkpoint_every_epochs >= 1, s, "train.checkpoint_every_epochs", "must be >= 1")
     _check(t.eval_batches >= 0, s, "train.eval_batches", "must be >= 0")
-    _check(not (t.deterministic and t.jit_compile), s, "train.deterministic",
+    _check(t.jit_compile in (True, False, "auto"), s, "train.jit_compile",
+           f"must be auto, true or false, got {t.jit_compile!r}")
+    _check(not (t.deterministic and t.jit_compile is True), s, "train.deterministic",
            "needs train.jit_compile: false (XLA has no deterministic max-pool gradient); "
            "set train.jit_compile: false or --set train.jit_compile=false")
     _one_of(t.precision, PRECISIONS, s, "train.precision")

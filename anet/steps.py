@@ -23,6 +23,19 @@ def make_strategy(distribute: str, resolver=None) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def use_xla(setting: bool | str, deterministic: bool, on_gpu: bool) -> bool:
+    """Whether the train step is XLA-compiled, from ``train.jit_compile``.
+
+    ``auto`` compiles on a GPU only: on CPU, TensorFlow's own (oneDNN) kernels run the step
+    faster than XLA's (measured on 2 cores, batch 64: AlexNet 227 px 1.1x, ANet-c6 227 px
+    1.3x, the demo's narrow ANet-c6 at 96 px 3x; ``make bench`` prints both), and
+    ``train.deterministic`` needs it off (XLA has no deterministic max-pool gradient).
+    """
+    if setting == "auto":
+        return on_gpu and not deterministic
+    return bool(setting)
+
+
 def make_optimizer(train_cfg, lr: float) -> keras.optimizers.Optimizer:
     clip = {"global_clipnorm": train_cfg.clipnorm} if train_cfg.clipnorm else {}
     if train_cfg.optimizer == "adam":

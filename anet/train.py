@@ -39,6 +39,7 @@ from anet.steps import (
     make_optimizer,
     make_strategy,
     make_train_step,
+    use_xla,
 )
 
 BAR_SECONDS = 5.0  # the progress bar's loss/acc are read from the device at most this often
@@ -240,8 +241,9 @@ def start(cfg: Config, paths: RunPaths, resolver=None, chief: RunPaths | None = 
         )
     if info.split_size("valid") == 0:  # else found only after the first epoch
         raise AnetError(pipeline.empty_split("valid"))
+    jit = use_xla(cfg.train.jit_compile, cfg.train.deterministic, pipeline.step_device() is not None)
     progress.note(progress.start_line(progress.device_names(), cfg.train.precision,
-                                      cfg.train.jit_compile, cfg.train.distribute,
+                                      jit, cfg.train.distribute,
                                       strategy.num_replicas_in_sync))
     with strategy.scope():
         model = models.build_from_config(
@@ -265,7 +267,7 @@ def start(cfg: Config, paths: RunPaths, resolver=None, chief: RunPaths | None = 
     session = Session(
         cfg=cfg, paths=paths, chief=chief, info=info, spec=spec, strategy=strategy, model=model,
         optimizer=optimizer,
-        train_step=make_train_step(model, optimizer, strategy, batch, cfg.train.jit_compile,
+        train_step=make_train_step(model, optimizer, strategy, batch, jit,
                                    distributed=cfg.train.distribute != "none",
                                    label_smoothing=cfg.train.label_smoothing,
                                    polarity_weight=cfg.model.polarity_weight, sums=sums),

@@ -7,7 +7,9 @@ Results go to bench.json and, as a markdown table, to stdout and bench.md. Secti
   pipeline  the input pipeline alone: images/s delivered at 227x227 and 224x224.
   train     each full-size model's training step at batch 64: images/s from memory and from
             the real pipeline (their ratio is the pipeline overhead), achieved GFLOP/s and
-            utilisation = achieved / matmul rate.
+            utilisation = achieved / matmul rate. The step is compiled as `anet train` compiles
+            it (--jit, default auto: XLA on a GPU, TensorFlow's plain graph on CPU); AlexNet and
+            ANet-c6 also time the other choice from memory (step_over_xla / step_over_plain).
   peer      the same AlexNet in PyTorch (scripts/torch_alexnet.py; only if torch is installed,
             else the rows say skipped): torch.compile (inductor), the peer a PyTorch user runs
             today, and eager as a second row; anet / PyTorch images/s for each.
@@ -187,7 +189,8 @@ def bench_train_step(results: dict, args: argparse.Namespace) -> None:
         # VGG16 costs ~13x AlexNet per image: fewer repeats keep `make bench` under 10 minutes
         steps, warmup = (min(args.steps, 2), 1) if name == "vgg16" else (args.steps, 2)
         r = bench_train.train_rates(name, size, data, steps=steps, warmup=warmup,
-                                    precision=args.precision)
+                                    precision=args.precision, jit=args.jit,
+                                    alternative=name != "vgg16" and args.jit == "auto")
         if peak:
             r["utilisation"] = round(r["achieved_gflops"] / peak, 3)
         results[f"train_{name}"] = r
@@ -242,9 +245,12 @@ def main() -> None:
     parser.add_argument("--precision", default="float32",
                         choices=["float32", "mixed_float16", "mixed_bfloat16"])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per figure")
+    parser.add_argument("--jit", default="auto", choices=["auto", "true", "false"],
+                        help="train.jit_compile for the train section (auto: XLA on a GPU only)")
     parser.add_argument("--work", default="",
                         help="work dir, created if missing (default: a temp dir, removed)")
     args = parser.parse_args()
+    args.jit = {"true": True, "false": False}.get(args.jit, args.jit)
     if not args.work:
         tmp = tempfile.TemporaryDirectory(prefix="anet-bench-")
         args.work = tmp.name

@@ -64,7 +64,7 @@ def loop_overhead(data_dir: Path, name: str = "alexnet", size: int = 227, *, ste
     from anet.runlog import MetricsLog
     from anet.runs import RunPaths
     from anet.schedule import ScheduleState
-    from anet.steps import StepSums, make_eval_fn, make_optimizer, make_train_step
+    from anet.steps import StepSums, make_eval_fn, make_optimizer, make_train_step, use_xla
 
     info, spec = _spec(data_dir, size)
     batch = PAPER["batch"]
@@ -73,7 +73,8 @@ def loop_overhead(data_dir: Path, name: str = "alexnet", size: int = 227, *, ste
     opt = make_optimizer(cfg.train, 0.01)
     opt.build(model.trainable_variables)
     sums = StepSums(batch, cfg.schedule.early_break.train_expectation)
-    step = make_train_step(model, opt, tf.distribute.get_strategy(), batch, True, sums=sums)
+    xla = use_xla(cfg.train.jit_compile, False, pipeline.step_device() is not None)  # as `anet train`
+    step = make_train_step(model, opt, tf.distribute.get_strategy(), batch, xla, sums=sums)
     x = tf.random.uniform((batch, size, size, spec.channels))
     y = tf.random.uniform((batch,), maxval=info.num_classes, dtype=tf.int32)
 

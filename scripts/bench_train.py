@@ -74,25 +74,34 @@ def pipeline_rate(data_dir: Path, size: int, batch: int = 64, batches: int = 40)
 
 
 def train_rates(name: str, size: int, data_dir: Path, *, batch: int = 64, steps: int = 6,
-                warmup: int = 2, precision: str = "float32", jit: bool = True) -> dict:
-    """One model's training step: images/s from memory and from the real pipeline, + ratio."""
+                warmup: int = 2, precision: str = "float32", jit: bool | str = "auto",
+                alternative: bool = False) -> dict:
+    """One model's training step: images/s from memory and from the real pipeline, + ratio.
+
+    ``jit`` is ``train.jit_compile`` (auto: XLA on a GPU only, as ``anet train`` resolves it);
+    ``alternative`` also times the other choice from memory, so the rows show what auto gains.
+    """
     import keras
     import tensorflow as tf
 
     from anet import models
     from anet.config import ModelConfig, TrainConfig
     from anet.data import pipeline
-    from anet.steps import make_optimizer, make_train_step
+    from anet.steps import make_optimizer, make_train_step, use_xla
 
     info, spec = _spec(data_dir, size)
+    xla = use_xla(jit, False, pipeline.step_device() is not None)
     keras.mixed_precision.set_dtype_policy(precision)
-    model = models.build_from_config(ModelConfig(name=name), size, spec.channels,
-                                     info.num_classes)
-    tcfg = TrainConfig(precision=precision)
-    opt = make_optimizer(tcfg, 0.01)
-    opt.build(model.trainable_variables)
-    strategy = tf.distribute.get_strategy()
-    step = make_train_step(model, opt, strategy, batch, jit)
+
+    def build_step(compile_xla: bool):
+        keras.utils.set_random_seed(0)
+        model = models.build_from_config(ModelConfig(name=name), size, spec.channels,
+                                         info.num_classes)
+        opt = make_optimizer(TrainConfig(precision=precision), 0.01)
+        opt.build(model.trainable_variables)
+        return make_train_step(model, opt, tf.distribute.get_strategy(), batch, compile_xla)
+
+    step = build_step(xla)
 
     def timed(batches) -> list[float]:
         out = []
@@ -111,15 +120,24 @@ def train_rates(name: str, size: int, data_dir: Path, *, batch: int = 64, steps:
     memory = _summary(timed(iter(lambda: (x, y), None)), batch)
     ds = pipeline.train_dataset(data_dir, spec, batch_size=batch, epoch=0, seed=0)
     real = _summary(timed(iter(ds)), batch)
+    other = {}
+    if alternative:
+        step = build_step(not xla)
+        alt = _summary(timed(iter(lambda: (x, y), None)), batch)
+        label = "plain" if xla else "xla"
+        other = {f"{label}_memory_images_per_s": alt["images_per_s"],
+                 f"{label}_memory_spread": alt["spread"],
+                 f"step_over_{label}": round(memory["images_per_s"] / alt["images_per_s"], 2)}
     flops = 3 * models.forward_flops(name, (size, size, spec.channels), info.num_classes)
     keras.mixed_precision.set_dtype_policy("float32")
     return {
+        "step": "XLA" if xla else "plain graph (TensorFlow's oneDNN kernels)",
         "memory_images_per_s": memory["images_per_s"], "memory_spread": memory["spread"],
         "pipeline_images_per_s": real["images_per_s"], "pipeline_spread": real["spread"],
         "pipeline_over_memory": round(real["images_per_s"] / memory["images_per_s"], 3),
         "train_gflop_per_image": round(flops / 1e9, 2),
         "achieved_gflops": round(flops * memory["images_per_s"] / 1e9, 1),
-        "repeats": memory["repeats"],
+        "repeats": memory["repeats"], **other,
     }
 
 

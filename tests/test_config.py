@@ -162,12 +162,41 @@ def test_binary_config_is_a_one_line_error(tmp_path, capsys, monkeypatch):
 
 
 def test_deterministic_with_xla_is_refused_with_the_fix(tmp_path):
-    p = write(tmp_path, "train: {deterministic: true}\n")
+    p = write(tmp_path, "train: {deterministic: true, jit_compile: true}\n")
     with pytest.raises(ConfigError, match=(
             rf"^{p}: train.deterministic needs train.jit_compile: false \(XLA has no deterministic "
             r"max-pool gradient\); set train.jit_compile: false or --set train.jit_compile=false$")):
         load_config(p)
     assert load_config(p, ["train.jit_compile=false"]).train.deterministic
+    assert load_config(p, ["train.jit_compile=auto"]).train.deterministic  # auto: XLA off then
+
+
+@pytest.mark.parametrize("value,expected", [("", "auto"), ("jit_compile: auto", "auto"),
+                                            ("jit_compile: true", True),
+                                            ("jit_compile: false", False)])
+def test_jit_compile_is_auto_true_or_false(tmp_path, value, expected):
+    cfg = load_config(write(tmp_path, f"train: {{epochs: 2, {value}}}\n".replace(", }", "}")))
+    assert cfg.train.jit_compile == expected and type(cfg.train.jit_compile) is type(expected)
+    assert from_dict(to_dict(cfg)).train.jit_compile == expected
+
+
+@pytest.mark.parametrize("value,message", [
+    ("yes please", "train.jit_compile must be auto, true or false, got 'yes please'"),
+    ("1", "train.jit_compile must be bool or str, got 1"),
+])
+def test_bad_jit_compile_is_named(tmp_path, value, message):
+    p = write(tmp_path, "train: {epochs: 2}\n")
+    with pytest.raises(ConfigError, match=rf"^--set train.jit_compile={value}: {message}$"):
+        load_config(p, [f"train.jit_compile={value}"])
+
+
+@pytest.mark.parametrize("setting,deterministic,on_gpu,expected", [
+    ("auto", False, False, False), ("auto", False, True, True), ("auto", True, True, False),
+    (True, False, False, True), (False, False, True, False)])
+def test_use_xla_golden(setting, deterministic, on_gpu, expected):
+    from anet.steps import use_xla
+
+    assert use_xla(setting, deterministic, on_gpu) is expected
 
 
 @pytest.mark.parametrize("text,overrides,blamed,message", [
