@@ -100,7 +100,9 @@ class MetricsLog:
         kept = [r for r in rows if r.get("step", 0) <= resume_step]
         if len(kept) < len(rows) or (self.path.is_file() and not _ends_clean(self.path)):
             atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in kept))
-        self.writers = tboard.Writers(paths.tensorboard)  # TF loads here, not for anet report
+        for run in tboard.CURVE_RUNS:  # the curves too: one point per step after the resume
+            tboard.trim_after(paths.tensorboard / run, resume_step)  # TF loads here
+        self.writers = tboard.Writers(paths.tensorboard)  # (not for anet report)
 
     def log(self, row: dict) -> None:
         with open(self.path, "a") as f:

@@ -34,6 +34,7 @@ SCALARS = {
     "valid_loss": (VALID, "loss"),
     "valid_acc": (VALID, "accuracy"),
 }
+CURVE_RUNS = (TRAIN, VALID)  # the subfolders the training curves are written to
 EVAL_TAGS = {"accuracy": "eval/accuracy", "top5_accuracy": "eval/top5_accuracy",
              "macro_f1": "eval/macro_f1"}  # eval.json key -> tag (in the split's folder)
 CONFUSION_TAG = "eval/confusion"
@@ -158,6 +159,41 @@ class Writers:
         for w in self._open.values():
             w.close()
         self._open = {}
+
+
+def trim_after(folder: str | Path, step: int) -> list[Path]:
+    """Drop the events past ``step`` from the event files of one TensorBoard run folder.
+
+    A resumed run redoes the steps after its checkpoint and writes them again; without this
+    each would be a second point at the same step (TensorBoard's Python loader and any event
+    reader show both). A file holding such events (or a record torn by a kill) is rewritten
+    beside itself, without them, and renamed over itself; other files are not touched.
+    Returns the rewritten files."""
+    import os
+
+    import tensorflow as tf
+
+    rewritten = []
+    for path in sorted(Path(folder).glob("events.out.tfevents.*")):
+        kept, dropped = [], False
+        try:
+            for record in tf.data.TFRecordDataset(str(path)):
+                raw = record.numpy()
+                if tf.compat.v1.Event.FromString(raw).step <= step:
+                    kept.append(raw)
+                else:
+                    dropped = True
+        except tf.errors.DataLossError:  # a record torn by a kill: it goes too
+            dropped = True
+        if not dropped:
+            continue
+        tmp = path.with_name(f".anet-trim-{os.getpid()}.tmp")  # not "*tfevents*": unread
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
+            for raw in kept:
+                writer.write(raw)
+        os.replace(tmp, path)
+        rewritten.append(path)
+    return rewritten
 
 
 def write_hparams(folder: str | Path, config: dict, trial: str) -> None:

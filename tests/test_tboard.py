@@ -88,3 +88,27 @@ def test_hparams_session_and_eval_summaries(tmp_path):
     assert valid == {"eval/accuracy": [(30, pytest.approx(0.9))],
                      "eval/macro_f1": [(30, pytest.approx(0.85))]}
     assert test["eval/confusion"] == [(30, Image.open(png).size)]  # confusion.png itself
+
+
+def test_trim_after_drops_later_events_and_torn_records_and_leaves_other_files(tmp_path):
+    import tensorflow as tf
+
+    def write(folder, steps):
+        w = tf.summary.create_file_writer(str(folder))
+        with w.as_default():
+            for s in steps:
+                tf.summary.scalar("loss", float(s), step=s)
+        w.close()
+        return max(folder.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime_ns)
+
+    early, late = tmp_path / "early", tmp_path / "late"
+    untouched = write(early, [1, 2, 3])
+    before = untouched.read_bytes()
+    mixed = write(late, [1, 2, 3, 4, 5, 6])
+    assert tboard.trim_after(early, 3) == [] and untouched.read_bytes() == before
+    assert tboard.trim_after(late, 4) == [mixed]
+    assert read_events(late) == {"loss": [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]}
+    mixed.write_bytes(mixed.read_bytes()[:-5])  # a kill tore the last record
+    assert tboard.trim_after(late, 10) == [mixed]
+    assert read_events(late) == {"loss": [(1, 1.0), (2, 2.0), (3, 3.0)]}
+    assert sorted(p.name for p in late.iterdir()) == [mixed.name]  # no temp file left

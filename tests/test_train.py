@@ -4,6 +4,7 @@ determinism, train-many and bad inputs (multi-worker: test_cluster.py)."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -460,3 +461,26 @@ def test_an_old_anetc6_run_that_stored_batch_norm_true_evaluates_and_resumes(tmp
     assert note in capsys.readouterr().out  # notes (muted by -q)
     assert final.step == 24 and final.config["model"]["batch_norm"] is False
     assert load_config(run / "config.yaml").model.batch_norm is False  # the record is true now
+
+
+def test_a_resumed_run_has_one_tensorboard_point_per_step(tmp_path, data):
+    # The steps after the checkpoint a run resumes from are redone and written again; the
+    # event files keep one point per step (the redone one), like metrics.jsonl.
+    run = tmp_path / "run"
+    cfg = load_config(tiny_config(tmp_path, data, epochs=2))
+    train(cfg, run)
+    saved = checkpoints.list_checkpoints(run / "checkpoints")
+    resume_from = saved[len(saved) // 2]
+    for c in saved:  # as if the run was killed after resume_from with its later rows written
+        if c.step > resume_from.step:
+            shutil.rmtree(c.path)
+    assert 0 < resume_from.step < 24
+    train(cfg, run)
+    rows = read_metrics(run)
+    tb = run / "tensorboard"
+    for folder, key, tag in (("train", "train_acc", "accuracy"), ("valid", "valid_acc", "accuracy"),
+                             ("train", "lr", "lr")):
+        points = read_events(tb / folder)[tag]
+        steps = [s for s, _ in points]
+        assert len(steps) == len(set(steps)) and max(steps) > resume_from.step, (folder, tag)
+        assert sorted(points) == [(r["step"], pytest.approx(r[key])) for r in rows if key in r]
