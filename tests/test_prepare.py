@@ -479,3 +479,12 @@ def test_prepare_warns_about_missing_classes_and_a_small_test_split(tif_tree, tm
     assert "warning: the test split has 3 images (1 in its smallest class): the 95% interval " \
            "of a test accuracy is up to 1.132 wide" in err
     assert "--test-ratio 0.3: 18 images, width 0.462" in err
+
+
+def test_prepare_is_split_by_step_and_each_module_stays_small():
+    # STYLE: one module per concern, under ~400 lines; step one (the JPG workers) is its own
+    from anet.data import jpgs
+
+    for module in (prep, jpgs):
+        assert len(Path(module.__file__).read_text().splitlines()) <= 400, module.__name__
+    assert prep.jpgs.write_jpgs is jpgs.write_jpgs and prep.jpgs.mapper is jpgs.mapper

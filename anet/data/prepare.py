@@ -1,12 +1,12 @@
 """Raw dataset -> JPG tree -> stratified, group-aware splits -> sharded TFRecords + dataset.json.
 
-Step one decodes every raw image in worker processes and writes ``jpg/<class>/<name>.jpg``
-(the paper's format; quality 95, grayscale stays 1-channel), returning only small per-image
-facts (size, pixel hash, pixel sums). The parent then splits, computes train mean/std and
-wraps the JPGs into ``{train,valid,test}-0000k-of-0000n.tfrecord``. Everything is built in
-``<out>.partial-<pid>`` and renamed to ``<out>`` once ``dataset.json`` is written, so an
-interrupted run never leaves a dataset that looks finished; ``outdir`` says which folders
-``--out`` may replace and repairs an interrupted swap.
+Step one (:mod:`anet.data.jpgs`) decodes every raw image in worker processes and writes
+``jpg/<class>/<name>.jpg`` (the paper's format; quality 95, grayscale stays 1-channel),
+returning only small per-image facts (size, pixel hash, pixel sums). The parent then splits,
+computes train mean/std and wraps the JPGs into ``{train,valid,test}-0000k-of-0000n.tfrecord``.
+Everything is built in ``<out>.partial-<pid>`` and renamed to ``<out>`` once ``dataset.json``
+is written, so an interrupted run never leaves a dataset that looks finished; ``outdir`` says
+which folders ``--out`` may replace and repairs an interrupted swap.
 
 Identical images (same decoded pixels) are kept, but always land in the same split, so no
 pixel content is shared between train, valid and test (``duplicates`` counts them).
@@ -14,25 +14,18 @@ pixel content is shared between train, valid and test (``duplicates`` counts the
 
 from __future__ import annotations
 
-import collections
-import contextlib
-import hashlib
-import io
 import json
 import math
-import multiprocessing
 import os
 import shutil
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from anet import lock, progress
-from anet.data import folder, outdir, sources, splits, synthetic
+from anet.data import folder, jpgs, outdir, sources, splits, synthetic
 from anet.data.contract import INTENSITY
 from anet.data.info import DATASET_JSON, DatasetInfo, load_dataset
 from anet.data.splits import SPLITS, group_ids, spanning_groups, split_warnings
@@ -40,166 +33,7 @@ from anet.errors import AnetError
 from anet.files import atomic_write, check_writable
 from anet.report import table1
 
-JPEG_QUALITY = 95
 SHARD_IMAGES = 10000  # at most this many examples per TFRecord shard
-CHUNK_ITEMS = 512  # images per worker task
-
-
-# --------------------------------------------------------------------------- step one: JPGs
-
-
-def _convert_chunk(job: tuple) -> list:
-    """Worker: decode, hash, JPEG-encode and write a chunk of images.
-
-    Returns:
-        Per image either the skip reason, or (h, w, pixel hash, per-channel sums, sums of
-        squares, JPEG bytes).
-    """
-    root, channels, items = job
-    results = []
-    for image, rel in items:
-        try:
-            img = sources.read_image(image, channels) if isinstance(image, str) else image
-        except sources.BadImage as e:
-            results.append(str(e))
-            continue
-        img = np.ascontiguousarray(img, np.uint8)
-        pixels = img.reshape(img.shape[0], img.shape[1], -1)
-        digest = hashlib.blake2b(repr(img.shape).encode() + img.tobytes(), digest_size=16).digest()
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, "JPEG", quality=JPEG_QUALITY)
-        jpeg = buf.getvalue()
-        # os-level write: 70k small files, Python's buffered file objects cost more than the JPEG
-        fd = os.open(os.path.join(root, rel), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, jpeg)
-        finally:
-            os.close(fd)
-        results.append((img.shape[0], img.shape[1], digest,
-                        pixels.sum((0, 1), dtype=np.float64).tolist(),
-                        np.square(pixels, dtype=np.float64).sum((0, 1)).tolist(), jpeg))
-    return results
-
-
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: end this worker when prepare dies, even by SIGKILL (which runs no
-    cleanup). Linux: the kernel sends SIGKILL on the parent's death (PR_SET_PDEATHSIG);
-    elsewhere a daemon thread polls the parent."""
-    import ctypes
-    import signal
-    import threading
-    import time
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if sys.platform.startswith("linux") and libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:
-            if os.getppid() != parent:  # it died before prctl took effect
-                os._exit(1)
-            return
-    except (OSError, AttributeError):
-        pass
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-@contextlib.contextmanager
-def _mapper(workers: int):
-    """Ordered ``map`` over a process pool with a bounded number of tasks in flight."""
-    if workers <= 1:
-        yield map
-        return
-    # fork is fast but unsafe once TensorFlow's threads exist (e.g. inside a test process).
-    ctx = multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
-        def imap(fn, jobs):
-            pending = collections.deque()
-            for job in jobs:
-                pending.append(pool.submit(fn, job))
-                if len(pending) >= 2 * workers:  # streaming: never queue the whole dataset
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-
-        yield imap
-
-
-def _chunks(raw: sources.RawDataset, root: Path, pending: collections.deque):
-    """Give every item a unique ``<class>/<name>.jpg`` and group items into worker tasks.
-
-    Each item's (rel, label, meta, origin) is queued on ``pending`` in task order.
-    """
-    used: set[str] = set()
-    chunk: list = []
-    dirs = folder.class_dirs(raw.classes)
-    for image, label, meta in raw.items:
-        name = base = f"{dirs[label]}/{meta['name']}"
-        k = 1
-        while name in used:
-            k += 1
-            name = f"{base}-{k}"
-        used.add(name)
-        rel = name + ".jpg"
-        pending.append((rel, label, meta, image if isinstance(image, str) else meta["name"]))
-        chunk.append((image, rel))
-        if len(chunk) == CHUNK_ITEMS:
-            yield str(root), raw.channels, chunk
-            chunk = []
-    if chunk:
-        yield str(root), raw.channels, chunk
-
-
-def _note_karyotype(karyotypes: dict, cell: str, karyotype: str, origin) -> None:
-    """Record a cell's ISCN karyotype; every chromosome of a cell must give the same one."""
-    if not karyotype:
-        return
-    if not cell:
-        raise AnetError(f"{origin}: a karyotype ({karyotype}) needs a cell in the manifest")
-    if karyotypes.setdefault(cell, karyotype) != karyotype:
-        raise AnetError(f"{origin}: cell {cell} has karyotype {karyotype} here but "
-                        f"{karyotypes[cell]} on an earlier row; give each cell one karyotype")
-
-
-def write_jpgs(raw: sources.RawDataset, root: Path, blob: Path, imap) -> tuple[dict, list]:
-    """Step one: every raw image to ``root/<class>/<name>.jpg``; returns per-image facts, skipped.
-
-    The JPEG bytes are also appended to ``blob`` (facts ``span`` = offset, length), so step
-    two reads one file instead of reopening every JPG.
-    """
-    for name in folder.class_dirs(raw.classes):
-        (root / name).mkdir(parents=True, exist_ok=True)
-    facts: dict = {"rel": [], "label": [], "cell": [], "polarity": [], "rotation": [], "hw": [],
-                   "digest": [], "sum": [], "sumsq": [], "span": [], "given": [], "karyotypes": {},
-                   "structural": {}}
-    pending: collections.deque = collections.deque()
-    skipped = list(raw.skipped)
-    with progress.bar(raw.count, "jpg", "img") as bar, \
-            open(blob, "wb") as out:
-        for results in imap(_convert_chunk, _chunks(raw, root, pending)):
-            for r in results:
-                rel, label, meta, origin = pending.popleft()
-                if isinstance(r, str):
-                    skipped.append({"file": origin, "reason": r})
-                    continue
-                facts["span"].append((out.tell(), len(r[5])))
-                out.write(r[5])
-                cell = meta.get("cell", "")
-                given = SPLITS.index(meta["split"]) if meta.get("split") else -1
-                for key, value in zip(("rel", "label", "cell", "polarity", "rotation", "hw",
-                                       "digest", "sum", "sumsq", "given"),
-                                      (rel, label, cell, meta.get("polarity", -1),
-                                       meta.get("rotation", 0.0), r[:2], r[2], r[3], r[4], given)):
-                    facts[key].append(value)
-                _note_karyotype(facts["karyotypes"], cell, meta.get("karyotype", ""), origin)
-                if meta.get("structural"):
-                    facts["structural"][rel] = meta["structural"]
-            bar.update(len(results))
-    return facts, skipped
 
 
 # --------------------------------------------------------------------------- step two: records
@@ -267,7 +101,7 @@ def summarize(raw: sources.RawDataset, facts: dict, split: np.ndarray, skipped: 
         "has_polarity": any(p >= 0 for p in facts["polarity"]),
         "karyotypes": dict(sorted(facts["karyotypes"].items())),
         "structural": dict(sorted(facts["structural"].items())),
-        "duplicates": len(labels) - len(set(facts["digest"])), "jpeg_quality": JPEG_QUALITY,
+        "duplicates": len(labels) - len(set(facts["digest"])), "jpeg_quality": jpgs.JPEG_QUALITY,
         "intensity": INTENSITY,
         "skipped": skipped, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -332,10 +166,10 @@ def build(dataset: str, source: str | None, work: Path, *, valid_ratio: float, t
     Returns:
         Its DatasetInfo and the summary lines prepare prints (folder: classes and channels).
     """
-    with _mapper(workers) as imap:
+    with jpgs.mapper(workers) as imap:
         (work / "tmp").mkdir()
         raw = _open_raw(dataset, source, work, seed, cells, abnormal, imap, folder_opts or {})
-        facts, skipped = write_jpgs(raw, work / "jpg", work / "tmp" / "jpeg.blob", imap)
+        facts, skipped = jpgs.write_jpgs(raw, work / "jpg", work / "tmp" / "jpeg.blob", imap)
     if not facts["label"]:
         raise AnetError(f"{raw.source}: no usable images ({len(skipped)} skipped)")
     groups = group_ids(facts["cell"], facts["digest"])
