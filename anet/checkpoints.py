@@ -1,4 +1,6 @@
-"""Checkpoints: their state record, atomic save (off the training thread), listing, latest, load.
+"""Checkpoints: their state record, atomic save (off the training thread), listing, latest.
+
+Reading one back (the damage check, loading weights and optimizer state) is anet.restore.
 
 Layout of ``RUN/checkpoints/``::
 
@@ -31,7 +33,6 @@ import os
 import shutil
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -151,6 +152,8 @@ def save(root: str | Path, *, model, optimizer, state: CheckpointState,
     final = root / ckpt_name(state.step)
     record = replace(state, time=time.time(), path=None)
     arrays = {f"v{i:04d}": np.array(v.numpy()) for i, v in enumerate(optimizer.variables)}
+    from anet.restore import damaged  # reading back imports this module
+
     if final.exists() and (why := damaged(final)):
         # e.g. a half-written state.json, skipped on resume: this save replaces it.
         print(f"notice: replacing damaged checkpoint {final.name} ({why})", file=sys.stderr)
@@ -169,7 +172,7 @@ def save(root: str | Path, *, model, optimizer, state: CheckpointState,
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         model.save_weights(str(tmp / WEIGHTS))
-        np.savez(tmp / RNG, **{f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(_rng_vars(model))})
+        np.savez(tmp / RNG, **{f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(rng_vars(model))})
 
         def finish():
             np.savez(tmp / OPTIMIZER, **arrays)
@@ -231,80 +234,6 @@ class Writer:
             self.wait()
         finally:
             self._pool.shutdown()
-
-
-def damaged(path: str | Path) -> str:
-    """Why the checkpoint folder ``path`` cannot be loaded ('' when it can).
-
-    Reads every file in full (h5 datasets, npz members with their CRC), so a truncated or
-    half-written file is found before any of it is assigned to a model.
-    """
-    import zipfile
-
-    import h5py
-
-    path = Path(path)
-    name = STATE
-    try:
-        read_state(path)
-        name = WEIGHTS
-        with h5py.File(path / WEIGHTS, "r") as f:
-            f.visititems(_read_dataset)
-        for name in (OPTIMIZER, RNG):
-            try:
-                data = np.load(path / name)
-            except FileNotFoundError:
-                continue  # weights-only checkpoints have no optimizer.npz, older ones no rng.npz
-            with data:
-                for k in data.files:
-                    data[k]
-    except FileNotFoundError:
-        return f"{name} is missing"
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, AnetError) as e:
-        return f"{name}: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}"
-    return ""
-
-
-def _read_dataset(_name, obj) -> None:
-    import h5py
-
-    if isinstance(obj, h5py.Dataset):
-        obj[()]
-
-
-def unlisted(root: str | Path, listed: list[CheckpointState]) -> list[tuple[str, str]]:
-    """``(path, why)`` of checkpoint folders that ``list_checkpoints`` left out (bad state.json)."""
-    have = {str(c.path) for c in listed}
-    root = Path(root)
-    dirs = sorted(d for d in root.glob(f"{PREFIX}*") if d.is_dir()) if root.is_dir() else []
-    return [(str(d), damaged(d) or "unreadable") for d in dirs if str(d) not in have]
-
-
-def split_damaged(root: str | Path, listed: list[CheckpointState]
-                  ) -> tuple[list[CheckpointState], list[tuple[str, str]]]:
-    """(checkpoints that load, ``(path, why)`` of damaged ones), each damaged one with a notice."""
-    good, bad = [], unlisted(root, listed)
-    for c in listed:
-        if why := damaged(c.path):
-            bad.append((str(c.path), why))
-        else:
-            good.append(c)
-    for path, why in bad:
-        print(f"notice: skipping damaged checkpoint {path} ({why})", file=sys.stderr)
-    return good, bad
-
-
-def newest_good(root: str | Path) -> CheckpointState | None:
-    """The newest checkpoint that loads; each damaged one found on the way gets a notice."""
-    listed = list_checkpoints(root)
-    for path, why in unlisted(root, listed):
-        print(f"notice: skipping damaged checkpoint {path} ({why})", file=sys.stderr)
-    for c in reversed(listed):
-        why = damaged(c.path)
-        if not why:
-            return c
-        print(f"notice: skipping damaged checkpoint {c.path} ({why})", file=sys.stderr)
-    return None
 
 
 def list_checkpoints(root: str | Path) -> list[CheckpointState]:
@@ -370,55 +299,7 @@ def clean_partial(root: str | Path) -> None:
         f.unlink(missing_ok=True)
 
 
-def load_weights(path: str | Path, model) -> None:
-    """Load a checkpoint's weights into ``model``; a mismatched model is a clear AnetError."""
-    try:
-        with warnings.catch_warnings():
-            # Keras only warns when parts of the file match no layer (and keeps random weights
-            # there): for a checkpoint that must restore a model exactly, that is an error.
-            warnings.simplefilter("error", UserWarning)
-            model.load_weights(str(Path(path) / WEIGHTS))
-    except (ValueError, KeyError, UserWarning) as e:
-        if why := damaged(path):
-            raise AnetError(f"{path}: checkpoint is damaged ({why}); pick another with --ckpt") from None
-        raise AnetError(
-            f"{path}: checkpoint does not fit this model ({str(e).splitlines()[0][:160]}); "
-            "was it made with another model.name, width or class count?"
-        ) from None
-    except OSError:
-        raise AnetError(f"{path}: checkpoint is damaged ({damaged(path) or WEIGHTS}); pick another "
-                        "with --ckpt") from None
-
-
-def _rng_vars(model) -> list:
+def rng_vars(model) -> list:
     """Model variables that ``save_weights`` leaves out (seed-generator states), in order."""
     weights = {id(w) for w in model.weights}
     return [v for v in model.variables if id(v) not in weights]
-
-
-def load(path: str | Path, *, model, optimizer) -> CheckpointState:
-    """Restore weights and optimizer variables from one checkpoint; returns its state.
-
-    A weights-only checkpoint (see :func:`has_optimizer`) leaves ``optimizer`` as it is.
-    """
-    path = Path(path)
-    load_weights(path, model)
-    arrays = None
-    if has_optimizer(path):
-        with np.load(path / OPTIMIZER) as data:
-            arrays = [data[k] for k in sorted(data.files)]
-    variables = optimizer.variables
-    if arrays is not None and (len(arrays) != len(variables) or any(
-        tuple(a.shape) != tuple(v.shape) for a, v in zip(arrays, variables)
-    )):
-        raise AnetError(f"{path}: optimizer state does not match train.optimizer of this config")
-    for a, v in zip(arrays or [], variables):
-        v.assign(a)
-    rng_vars = _rng_vars(model)
-    if (path / RNG).is_file():
-        with np.load(path / RNG) as data:
-            saved = [data[k] for k in sorted(data.files)]
-        if len(saved) == len(rng_vars):
-            for a, v in zip(saved, rng_vars):
-                v.assign(a)
-    return read_state(path)

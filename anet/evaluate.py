@@ -1,6 +1,7 @@
 """evaluate(run_dir): score every checkpoint on valid, pick the best, test it (the paper's procedure).
 
-The model is built once and each checkpoint's weights are swapped in. Selection looks only at
+The model is built once and each checkpoint's weights are swapped in (anet.scoring: each
+checkpoint read once, the validation split decoded once). Selection looks only at
 the validation split; the test split is read once, for the chosen checkpoint. Everything lands
 in the run directory (a ``--ckpt`` evaluation writes beside them under its own names, see
 ``RunPaths.partial_eval``): ``eval.json`` (scores, choice and why, accuracies, per-class metrics,
@@ -10,9 +11,7 @@ confusion matrix, config hash, dataset identity, per-cell karyotype accuracy whe
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import sys
 import time
@@ -20,18 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from anet import checkpoints, karyotype, metrics, polarity, progress, stall, tboard
+from anet import checkpoints, karyotype, metrics, polarity, restore, scoring, stall, tboard
 from anet.config import dump_yaml
 from anet.data.info import DatasetInfo
 from anet.errors import AnetError
 from anet.files import atomic_write, check_writable, safe_name
-from anet.models import has_polarity, split_outputs
+from anet.models import has_polarity
 from anet.plotting import plot_confusion, plot_errors
 from anet.runlog import record_command
 from anet.runs import RunPaths, build_model, check_fits, choose_checkpoint, open_run
 
 REPORTED = ("valid", "test")  # --split choices (selection always reads valid)
-ERROR_IMAGES = 32  # misclassified examples kept for errors.png
 
 
 def select_best(scores: list[dict]) -> tuple[dict, str]:
@@ -49,105 +47,6 @@ def select_best(scores: list[dict]) -> tuple[dict, str]:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         reason += f"; tie with {shown} broken by earliest step"
     return chosen, reason
-
-
-# --------------------------------------------------------------------------- passes over a split
-
-
-def _forward(model):
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def forward(x):
-        return model(x, training=False)
-
-    return forward
-
-
-def _collect(forward, ds, split: str) -> dict:
-    """Probabilities, labels, filenames, cells and stored sizes of a split, plus the first
-    ERROR_IMAGES misclassified inputs (with their file and cell) for errors.png; for a model
-    with the polarity head (a dataset read with ``polarity=True``) also ``polarity_probs`` [n, 2]
-    and the true ``polarity`` (-1 unknown)."""
-    probs, labels, names, cells, sizes, errors = [], [], [], [], [], []
-    pol_probs, pols = [], []
-    for x, y, fname, cell, hw, *pol in ds:
-        p, pp = split_outputs(forward(x))
-        p = p.numpy()
-        if pp is not None and pol:
-            pol_probs.append(pp.numpy())
-            pols.append(pol[0].numpy())
-        y = y.numpy()
-        fname, cell = [f.decode("utf-8") for f in fname.numpy()], [c.decode("utf-8") for c in cell.numpy()]
-        wrong = np.flatnonzero(p.argmax(axis=1) != y)
-        for i in wrong[: max(ERROR_IMAGES - len(errors), 0)]:
-            errors.append((x[i].numpy(), int(y[i]), int(p[i].argmax()), float(p[i].max()),
-                           fname[i], cell[i]))
-        probs.append(p)
-        labels.append(y)
-        names += fname
-        cells += cell
-        sizes.append(hw.numpy())
-    if not probs:
-        from anet.data.pipeline import empty_split  # TF is loaded by now
-
-        raise AnetError(empty_split(split))
-    return {"probs": np.concatenate(probs), "labels": np.concatenate(labels), "filenames": names,
-            "cells": cells, "sizes": np.concatenate(sizes), "errors": errors, "split": split,
-            "polarity_probs": np.concatenate(pol_probs) if pol_probs else None,
-            "polarity": np.concatenate(pols) if pols else None}
-
-
-def _tally(forward, ds, k: int, split: str) -> tuple[np.ndarray, int]:
-    """(confusion matrix, top-k hits) of a split of (image, label) batches, batch by batch."""
-    cm, top = np.zeros((k, k), dtype=np.int64), 0
-    for x, y in ds:
-        c, t = metrics.tally(split_outputs(forward(x))[0].numpy(), y.numpy(), k)
-        cm, top = cm + c, top + t
-    if not cm.sum():
-        from anet.data.pipeline import empty_split  # TF is loaded by now
-
-        raise AnetError(empty_split(split))
-    return cm, top
-
-
-def misclassified(out: dict, classes) -> list[dict]:
-    """Every misclassified example of a collected split: file, cell, true, predicted, prob."""
-    preds = out["probs"].argmax(axis=1)
-    return [{"file": out["filenames"][i], "cell": out["cells"][i],
-             "true": classes[out["labels"][i]], "predicted": classes[preds[i]],
-             "probability": round(float(out["probs"][i, preds[i]]), 6)}
-            for i in np.flatnonzero(preds != out["labels"])]
-
-
-def predictions_csv(parts: list[dict], classes) -> str:
-    """Per-example predictions of collected splits: file, cell, split, true, predicted, the
-    predicted class's probability, the true class's probability, correct (1/0)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["file", "cell", "split", "true", "predicted", "probability", "true_probability",
-                "correct"])
-    for out in parts:
-        preds = out["probs"].argmax(axis=1)
-        for i, (f, c, y, p) in enumerate(zip(out["filenames"], out["cells"], out["labels"], preds)):
-            w.writerow([f, c, out["split"], classes[y], classes[p], f"{out['probs'][i, p]:.6f}",
-                        f"{out['probs'][i, y]:.6f}", int(p == y)])
-    return buf.getvalue()
-
-
-def score_checkpoints(candidates, model, score, valid_ds) -> list[dict]:
-    """Each checkpoint's weights into ``model``, scored on ``valid_ds`` (``score`` is
-    anet.steps.make_eval_fn's): one dict per checkpoint, in order, with a progress bar."""
-    scores = []
-    with progress.bar(len(candidates), "scoring", "checkpoint") as bar:
-        for c in candidates:
-            checkpoints.load_weights(c.path, model)
-            s = score(valid_ds, "valid")
-            scores.append({"name": c.name, "step": c.step, "epoch": c.epoch,
-                           "reasons": list(c.reasons), "valid_acc": s["acc"], "valid_loss": s["loss"]})
-            bar.write(f"{scores[-1]['name']}: valid acc {s['acc']:.4f}, loss {s['loss']:.4f}")
-            bar.update(1)
-    return scores
 
 
 def other_dataset(spec, ident: dict) -> str:
@@ -231,23 +130,27 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
     if ckpt or other:  # on other data the run's selection is kept, never re-selected
         one, selected_why = (run.checkpoint(ckpt), "--ckpt") if ckpt else choose_checkpoint(run)
         candidates, broken = [one], []
-        if why := checkpoints.damaged(one.path):
-            raise AnetError(f"{one.path}: checkpoint is damaged ({why}); pick another with --ckpt")
     else:  # damaged checkpoints are skipped (with a notice) and listed in eval.json
-        candidates, broken = checkpoints.split_damaged(run.paths.checkpoints, list(run.ckpts))
-        if not candidates:
-            raise AnetError(f"{run.dir}: every checkpoint is damaged; train again")
+        candidates, broken = list(run.ckpts), restore.unlisted(run.paths.checkpoints, list(run.ckpts))
+        for path, why in broken:
+            print(restore.skip_notice(path, why), file=sys.stderr)
     for c in candidates:
         check_fits(run, c, len(classes))
 
     model = build_model(run)
     polar = has_polarity(model)  # the split is then read with its polarity
-    forward = _forward(model)
+    forward = scoring.forward_fn(model)
     score = make_eval_fn(model)
-    # decoded at the first checkpoint, then kept for the others (anet.data.cache)
+    restorer = restore.Restorer(model)
+    # decoded at the first checkpoint, then kept for the others (anet.data.cache); each
+    # checkpoint is read once, and that read finds a damaged one (anet.restore)
     valid_ds = pipeline.decoded_once(data_dir, "valid", read, examples=info.split_size("valid"),
                                      batch_size=batch, folder=run.paths.cache)
-    scores = score_checkpoints(candidates, model, score, valid_ds)
+    scores, damaged = scoring.score_checkpoints(candidates, restorer, score, valid_ds,
+                                                explicit=bool(ckpt or other))
+    broken += damaged
+    if not scores:
+        raise AnetError(f"{run.dir}: every checkpoint is damaged; train again")
     if ckpt:
         chosen, reason = scores[0], f"given with --ckpt (valid accuracy {scores[0]['valid_acc']:.4f})"
     elif other:
@@ -260,20 +163,21 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
         print(stall.eval_warning(len(scores), max(sc["valid_acc"] for sc in scores),
                                  len(classes)), file=sys.stderr)
         reason += "; every checkpoint is at chance"
-    paths = {c.name: c.path for c in candidates}
-    checkpoints.load_weights(paths[chosen["name"]], model)
+    if chosen is not scores[-1]:  # the model holds the last one scored: read the chosen again
+        restorer.weights(next(c.path for c in candidates if c.name == chosen["name"]))
 
     k = len(classes)
-    out = _collect(forward, pipeline.eval_dataset(data_dir, split, read, batch_size=batch,
+    out = scoring.collect(forward, pipeline.eval_dataset(data_dir, split, read, batch_size=batch,
                                                   with_meta=True, polarity=polar), split)
-    valid_out = out if split == "valid" else _collect(forward, pipeline.eval_dataset(
+    valid_out = out if split == "valid" else scoring.collect(forward, pipeline.eval_dataset(
         data_dir, "valid", read, batch_size=batch, with_meta=True, polarity=polar),
         "valid") if predictions else None
     # The chosen checkpoint's confusion and top-k on every split (macro-F1, top-5 in eval.json)
-    tallies = {"train": _tally(forward, pipeline.eval_dataset(
+    tallies = {"train": scoring.tally(forward, pipeline.eval_dataset(
         data_dir, "train", read, batch_size=batch, max_batches=train_batches), k, "train"),
         "valid": metrics.tally(valid_out["probs"], valid_out["labels"], k) if valid_out
-        else _tally(forward, valid_ds, k, "valid"), split: metrics.tally(out["probs"], out["labels"], k)}
+        else scoring.tally(forward, valid_ds, k, "valid"),
+        split: metrics.tally(out["probs"], out["labels"], k)}
     preds = out["probs"].argmax(axis=1)
     cm = tallies[split][0]
     train_cm = tallies["train"][0]
@@ -304,7 +208,7 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
         "classes": classes,
         "per_class": metrics.per_class(cm, classes),
         "confusion": cm.tolist(),
-        "errors": misclassified(out, classes),
+        "errors": scoring.misclassified(out, classes),
         "polarity": pol.to_json() if pol else None,
         "karyotype": None,
     }
@@ -319,7 +223,7 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
             result["karyotype"]["karyograms"] = [str(p.relative_to(run.dir)) for p in drawn]
     if predictions is not None:
         parts = [out] if split == "valid" else [valid_out, out]
-        atomic_write(predictions, predictions_csv(parts, classes))
+        atomic_write(predictions, scoring.predictions_csv(parts, classes))
     # A partial evaluation (--ckpt) or one on other data writes beside the selection's files.
     if other:
         files = run.paths.other_eval(other, *((chosen["name"], split) if ckpt else ()))
@@ -335,7 +239,7 @@ def _evaluate(run, *, split: str, ckpt: str | None, batch_size: int, train_batch
                    title=f"{Path(run.dir).name} {chosen['name']}: {on}{split} confusion")
     plot_errors(out["errors"], classes, files[2], total=int((preds != out["labels"]).sum()))
     if files[0] == run.paths.eval:  # the selection: at the newest step scored, so the last wins
-        tboard.write_eval(run.paths.tensorboard, result, max(c.step for c in candidates), files[1])
+        tboard.write_eval(run.paths.tensorboard, result, max(sc["step"] for sc in scores), files[1])
     if pol and pol.at_chance:
         print(polarity.warning(run.dir, pol, f"{on}{split}"), file=sys.stderr)
     if outside:

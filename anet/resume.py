@@ -6,7 +6,7 @@ value the run never had. :data:`LEGACY` names the value such a run really used. 
 :data:`KEPT` only shape the start of a run (its first weights): a resumed run keeps its own.
 The resume policy below says whether a stored run may continue under a config
 (:data:`RESUME_KEYS` must match) and whether it needs to; which checkpoint it continues from
-is :func:`anet.checkpoints.newest_good` (the newest holds the optimizer state).
+is :func:`anet.restore.newest_good` (the newest holds the optimizer state).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from anet import checkpoints, lock, models, resume
+from anet import checkpoints, lock, models, restore, resume
 from anet.config import Config, from_dict, load_config
 from anet.data.info import DATASET_JSON, DatasetInfo, load_dataset
 from anet.errors import AnetError
@@ -200,7 +200,7 @@ class Run:
         names = ", ".join(c.name for c in self.ckpts)
         folder = self.paths.checkpoints / name
         if name.startswith(checkpoints.PREFIX) and folder.is_dir():
-            raise AnetError(f"{folder}: checkpoint is damaged ({checkpoints.damaged(folder)}); "
+            raise AnetError(f"{folder}: checkpoint is damaged ({restore.damaged(folder)}); "
                             f"pick another with --ckpt (have: {names})")
         raise AnetError(f"{self.dir}: no checkpoint {name!r} (have: {names})")
 
@@ -268,7 +268,7 @@ def build_model(run: Run, ckpt: checkpoints.CheckpointState | None = None):
     model = models.build_from_config(run.cfg.model, spec.image_size, spec.channels,
                                      len(spec.classes))
     if ckpt is not None:
-        checkpoints.load_weights(ckpt.path, model)
+        restore.load_weights(ckpt.path, model)
     return model
 
 
@@ -354,7 +354,7 @@ def open_chosen(run_dir: str | Path, ckpt: str | None = None, overrides=()):
     run = open_run(run_dir, overrides)
     while True:
         chosen, why = choose_checkpoint(run, ckpt)
-        damage = checkpoints.damaged(chosen.path)
+        damage = restore.damaged(chosen.path)
         if not damage:
             return run, chosen, why, build_model(run, chosen)
         if ckpt:  # chosen explicitly: an error, not a silent substitute

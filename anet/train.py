@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from anet import checkpoints, cluster, lock, models, progress, retention, schedule, stall, tboard
+from anet import checkpoints, cluster, lock, models, progress, restore, retention, schedule, stall, tboard
 from anet import resume as resume_policy
 from anet.config import Config, to_dict, write_config
 from anet.data import cache, contract, pipeline
@@ -204,7 +204,7 @@ def start(cfg: Config, paths: RunPaths, resolver=None, chief: RunPaths | None = 
     setup(cfg)
     strategy = make_strategy(cfg.train.distribute, resolver)
     checkpoints.clean_partial(paths.checkpoints)
-    resume = checkpoints.newest_good(chief.checkpoints)  # a damaged newer one is skipped, with a notice
+    resume = restore.newest_good(chief.checkpoints)  # a damaged newer one is skipped, with a notice
     if chief != paths:  # a worker's own checkpoints after that one belong to a lost future
         for name in retention.drop_after(paths.checkpoints, resume.step if resume else 0):
             print(f"notice: {paths.dir}: removed {name}, newer than the chief's "
@@ -252,7 +252,7 @@ def start(cfg: Config, paths: RunPaths, resolver=None, chief: RunPaths | None = 
         optimizer = make_optimizer(cfg.train, loop.schedule.lr)
         optimizer.build(model.trainable_variables)
     if resume:
-        saved = checkpoints.load(resume.path, model=model, optimizer=optimizer)
+        saved = restore.load(resume.path, model=model, optimizer=optimizer)
         if not checkpoints.has_optimizer(resume.path):  # only when a newer one was damaged
             print(f"notice: {resume.name} holds weights only (the optimizer state is kept in the "
                   "newest checkpoint alone); training goes on with a fresh optimizer state, so "

@@ -16,8 +16,11 @@ Results go to bench.json and, as a markdown table, to stdout and bench.md. Secti
   overhead  the share of wall time outside the training steps (checks, saves, validation) of
             a full-size AlexNet paper run at its real check interval: step, check, validation
             and save times measured, the epoch computed from them (scripts/bench_loop.py).
-  evaluate  `anet evaluate` scoring 20 checkpoints of a small model: the validation split
-            decoded per checkpoint (before) vs decoded once (now), s/checkpoint and images/s.
+  evaluate  `anet evaluate`'s per-checkpoint cost, before #16 (every checkpoint read twice:
+            damage check, then Keras' load; the validation split decoded again per checkpoint)
+            vs now (one read per checkpoint, the split decoded once), in one run
+            (scripts/bench_eval.py): s/checkpoint, images/s and their ratio, for 20 checkpoints
+            of the tiny model (evaluate) and 3 of full-size ANet-c6 227x227 (evaluate_full).
 The pipeline, train, overhead and evaluate sections read the dataset that prepare wrote.
 
 Usage: python scripts/bench.py [--sections prepare matmul ...] [--out-dir .] [--images 70000]
@@ -44,6 +47,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_eval  # noqa: E402
 import bench_loop  # noqa: E402
 import bench_train  # noqa: E402
 
@@ -215,7 +219,11 @@ def bench_overhead(results: dict, args: argparse.Namespace) -> None:
 
 
 def bench_evaluate(results: dict, args: argparse.Namespace) -> None:
-    results["evaluate"] = bench_loop.evaluate_rates(_dataset(args))
+    data = _dataset(args)
+    results["evaluate"] = bench_eval.evaluate_rates(data)
+    print("bench: evaluate full-size ANet-c6 ...", file=sys.stderr)
+    results["evaluate_full"] = bench_eval.evaluate_rates(
+        data, checkpoints_n=3, size=227, width=1.0, fc_units=4096, max_batches=2, rounds=1)
 
 
 SECTIONS = {"prepare": bench_prepare, "matmul": bench_matmul, "pipeline": bench_pipeline,

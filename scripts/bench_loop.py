@@ -1,11 +1,11 @@
-"""Loop-side benchmark sections for `make bench` (imported by scripts/bench.py): the share of
-wall time a full-size paper run spends outside its training steps, and `anet evaluate`'s
-checkpoint scoring with the validation split decoded per checkpoint vs decoded once.
+"""Loop-side benchmark section for `make bench` (imported by scripts/bench.py): the share of
+wall time a full-size paper run spends outside its training steps (`anet evaluate`'s section
+is scripts/bench_eval.py).
 
-Both time anet's own code: ``anet.steps.make_train_step`` with ``StepSums`` (the step and the
+It times anet's own code: ``anet.steps.make_train_step`` with ``StepSums`` (the step and the
 host read that `anet train` makes at each Algorithm 1 check), ``anet.runlog.MetricsLog`` (the
-check's metrics row), ``anet.train.save`` (a checkpoint), ``anet.steps.make_eval_fn`` on
-``anet.data.pipeline.decoded_once`` (validation) and ``anet.evaluate.score_checkpoints``.
+check's metrics row), ``anet.train.save`` (a checkpoint) and ``anet.steps.make_eval_fn`` on
+``anet.data.pipeline.decoded_once`` (validation).
 """
 
 from __future__ import annotations
@@ -143,60 +143,4 @@ def loop_overhead(data_dir: Path, name: str = "alexnet", size: int = 227, *, ste
         out[f"outside_share_{label}"] = r["outside_share"]
     base = outside_share(step_s, check_s, valid_s, save_s, **shared, saving_checks=0.0)
     out["epoch_steps_s"], out["steps_per_epoch"] = base["epoch_steps_s"], base["steps_per_epoch"]
-    return out
-
-
-def evaluate_rates(data_dir: Path, *, checkpoints_n: int = 20, size: int = 67,
-                   width: float = 0.0625, fc_units: int = 32, batch: int = 64,
-                   max_batches: int = 16) -> dict:
-    """`anet evaluate`'s scoring of ``checkpoints_n`` checkpoints of a small ANet-c6 (by
-    default configs/tiny.yaml's: width 1/16, fc 32, 67x67) on the validation split, decoded
-    again per checkpoint (before #16) vs decoded once (now). The gain shrinks as the model's
-    forward pass grows against the decoding (see the overhead section for full-size AlexNet)."""
-    import keras
-    import numpy as np
-
-    from anet import checkpoints, models
-    from anet.config import ModelConfig, TrainConfig
-    from anet.data import pipeline
-    from anet.evaluate import score_checkpoints
-    from anet.schedule import ScheduleState
-    from anet.steps import make_eval_fn, make_optimizer
-
-    info, spec = _spec(data_dir, size)
-    cfg = ModelConfig(name="anetc6", width=width, fc_units=fc_units)
-    model = models.build_from_config(cfg, size, spec.channels, info.num_classes)
-    opt = make_optimizer(TrainConfig(), 0.01)
-    opt.build(model.trainable_variables)
-    root = Path(tempfile.mkdtemp(prefix="anet-bench-eval-")) / "checkpoints"
-    rng = np.random.default_rng(0)
-    for i in range(1, checkpoints_n + 1):  # distinct weights per checkpoint
-        model.set_weights([w + rng.normal(0, 0.01, w.shape).astype(w.dtype)
-                           for w in model.get_weights()])
-        checkpoints.save(root, model=model, optimizer=opt, state=checkpoints.CheckpointState(
-            step=i, epoch=0, batch_in_epoch=i, reasons=("check",),
-            schedule=ScheduleState(0.5, 0.01, 0.0, 0), config={}, model="anetc6",
-            num_classes=info.num_classes, input_shape=(size, size, spec.channels)))
-    candidates = checkpoints.list_checkpoints(root)
-    score = make_eval_fn(model)
-    examples = min(info.split_size("valid"), max_batches * batch)
-    out = {"model": f"anetc6 width {width}, fc {cfg.fc_units}, {size}x{size}x{spec.channels}",
-           "checkpoints": len(candidates), "valid_images": examples, "batch": batch}
-    fresh = pipeline.eval_dataset(data_dir, "valid", spec, batch_size=batch, max_batches=max_batches)
-    score(fresh)  # trace the batch function (both shapes) outside the timings
-    runs = {}
-    for label, ds in (
-            ("per_checkpoint", fresh),
-            ("once", pipeline.decoded_once(data_dir, "valid", spec, examples=examples,
-                                           batch_size=batch, folder=None,
-                                           max_batches=max_batches))):
-        t = time.perf_counter()
-        runs[label] = score_checkpoints(candidates, model, score, ds)
-        s = time.perf_counter() - t
-        out[f"decode_{label}_s_per_checkpoint"] = round(s / len(candidates), 3)
-        out[f"decode_{label}_images_per_s"] = round(examples * len(candidates) / s, 1)
-    out["speedup"] = round(out["decode_per_checkpoint_s_per_checkpoint"]
-                           / out["decode_once_s_per_checkpoint"], 2)
-    out["same_scores"] = runs["per_checkpoint"] == runs["once"]
-    keras.backend.clear_session()
     return out

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from anet import checkpoints
 from anet import evaluate as ev
+from anet import restore
 from anet.data import cache, pipeline
 from anet.runs import RunPaths, build_model, open_run
 from anet.steps import make_eval_fn
@@ -93,7 +93,7 @@ def test_evaluate_with_a_cache_file_scores_as_a_fresh_decode_per_checkpoint(run,
     model = build_model(r)
     score = make_eval_fn(model)
     for row, c in zip(result["checkpoints"], r.ckpts, strict=True):
-        checkpoints.load_weights(c.path, model)
+        restore.load_weights(c.path, model)
         fresh = score(pipeline.eval_dataset(r.cfg.data.dir, "valid", r.contract,
                                             batch_size=r.cfg.train.batch_size))
         assert (row["valid_acc"], row["valid_loss"]) == (fresh["acc"], fresh["loss"])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from anet import checkpoints as C
+from anet import restore as R
 from anet import retention
 from anet.errors import AnetError
 from anet.schedule import ScheduleState
@@ -58,7 +59,7 @@ def test_load_restores_weights_and_optimizer(tmp_path):
     opt.variables[-1].assign(np.ones(opt.variables[-1].shape))
     path = C.save(tmp_path, model=m, optimizer=opt, state=state(2))
     m2, opt2 = tiny()
-    assert replace(C.load(path, model=m2, optimizer=opt2), time=None) == state(2)
+    assert replace(R.load(path, model=m2, optimizer=opt2), time=None) == state(2)
     np.testing.assert_array_equal(m2.get_layer("d").kernel.numpy(), 2.0)
     for a, b in zip(opt.variables, opt2.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -69,11 +70,11 @@ def test_mismatched_model_and_optimizer_are_clear_errors(tmp_path):
     path = C.save(tmp_path, model=m, optimizer=opt, state=state(2))
     other, _ = tiny(units=5)
     with pytest.raises(AnetError, match="checkpoint does not fit this model"):
-        C.load_weights(path, other)
+        R.load_weights(path, other)
     adam = keras.optimizers.Adam()
     adam.build(m.trainable_variables)
     with pytest.raises(AnetError, match="optimizer state does not match"):
-        C.load(path, model=m, optimizer=adam)
+        R.load(path, model=m, optimizer=adam)
 
 
 def test_drop_after_removes_a_workers_checkpoints_past_the_chiefs(tmp_path):
@@ -92,14 +93,14 @@ def test_only_the_newest_keeps_the_optimizer_state(tmp_path):
         C.save(tmp_path, model=m, optimizer=opt, state=state(step))
     ckpts = C.list_checkpoints(tmp_path)
     assert [C.has_optimizer(c.path) for c in ckpts] == [False, False, True]
-    assert all(C.damaged(c.path) == "" for c in ckpts)  # weights-only is not damaged
+    assert all(R.damaged(c.path) == "" for c in ckpts)  # weights-only is not damaged
     rows = [json.loads(x) for x in (tmp_path / C.INDEX).read_text().splitlines()]
     assert [r["resumable"] for r in rows] == [False, False, True]
     # a weights-only checkpoint loads its weights and leaves the optimizer as it was
     m.get_layer("d").kernel.assign(np.full((4, 3), 3.0, np.float32))
     m2, opt2 = tiny()
     before = [v.numpy() for v in opt2.variables]
-    assert C.load(ckpts[0].path, model=m2, optimizer=opt2).step == 1
+    assert R.load(ckpts[0].path, model=m2, optimizer=opt2).step == 1
     for a, b in zip(before, opt2.variables):
         np.testing.assert_array_equal(a, b.numpy())
     # a kill between the rename and the removal leaves two complete ones: the next save fixes it

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anet import checkpoints
+from anet import checkpoints, restore
 from tests.cli import run_cli
 from tests.tinydata import write_dataset
 from tests.tinyrun import make_tiny_run
@@ -40,10 +40,10 @@ def ckpts(run: Path) -> list[Path]:
 
 def test_damaged_reports_each_file(run):
     newest = ckpts(run)[-1]
-    assert checkpoints.damaged(newest) == ""
+    assert restore.damaged(newest) == ""
     for name in (checkpoints.OPTIMIZER, checkpoints.WEIGHTS, checkpoints.STATE):
         halve(newest / name)
-        assert checkpoints.damaged(newest).startswith(name)
+        assert restore.damaged(newest).startswith(name)
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_half_written_state_resumes_from_previous_and_finishes(run, config, caps
     assert code == 0, err
     assert f"skipping damaged checkpoint {newest} (state.json:" in err
     assert f"replacing damaged checkpoint {newest.name}" in err
-    assert checkpoints.damaged(newest) == ""
+    assert restore.damaged(newest) == ""
     assert json.loads((newest / checkpoints.STATE).read_text())["finished"] is True
 
 
@@ -71,7 +71,7 @@ def test_truncated_weights_train_resumes_from_newest_good(run, config, capsys):
     assert f"resuming {run} from {previous.name}" in printed
     # only the newest held the optimizer state: the resume says it starts that afresh
     assert f"notice: {previous.name} holds weights only" in err
-    assert checkpoints.damaged(newest) == ""
+    assert restore.damaged(newest) == ""
 
 
 def test_evaluate_skips_and_lists_damaged_and_refuses_explicit(run, capsys):
@@ -80,7 +80,7 @@ def test_evaluate_skips_and_lists_damaged_and_refuses_explicit(run, capsys):
     halve(first / checkpoints.WEIGHTS)
     code, _, err = run_cli(["evaluate", "--ckpt-dir", run, "--ckpt", newest.name], capsys)
     assert code == 2
-    why = checkpoints.damaged(newest)
+    why = restore.damaged(newest)
     assert why.startswith("optimizer.npz: ")
     assert err == f"error: {newest}: checkpoint is damaged ({why}); pick another with --ckpt\n"
     code, _, err = run_cli(["evaluate", "--ckpt-dir", run, "--split", "valid"], capsys)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anet import checkpoints
+from anet import checkpoints, restore
 from anet import evaluate as ev
 from anet.cli import main
 from anet.data import pipeline
@@ -59,18 +59,18 @@ def evaluated(run):
     """evaluate() with spies: which checkpoints were loaded and which splits were opened, in order."""
     events = []
     mp = pytest.MonkeyPatch()
-    real_data, real_load = pipeline.eval_dataset, checkpoints.load_weights
+    real_data, real_read = pipeline.eval_dataset, restore.read
 
     def spy_data(data_dir, split, *a, **k):
         events.append(("data", split))
         return real_data(data_dir, split, *a, **k)
 
-    def spy_load(path, model):
+    def spy_read(path, **k):
         events.append(("load", str(path).rsplit("/", 1)[-1]))
-        return real_load(path, model)
+        return real_read(path, **k)
 
     mp.setattr(pipeline, "eval_dataset", spy_data)
-    mp.setattr(checkpoints, "load_weights", spy_load)
+    mp.setattr(restore, "read", spy_read)
     try:
         result = ev.evaluate(run, train_batches=0)
     finally:
@@ -88,11 +88,14 @@ def test_evaluate_selects_on_valid_and_tests_only_the_chosen(run, evaluated):
     for c, st in zip(result["checkpoints"], states):
         if st.valid_acc is not None:
             assert c["valid_acc"] == pytest.approx(st.valid_acc, abs=1e-6)
-    # The test split is opened once, after the chosen checkpoint's weights were loaded last.
+    # Each checkpoint is read once (that read is also its damage check); the test split is
+    # opened once, after the chosen checkpoint's weights were loaded last (read again unless
+    # it was the last one scored).
     assert events.count(("data", "test")) == 1
     i = events.index(("data", "test"))
-    loads = [e for e in events[:i] if e[0] == "load"]
-    assert len(loads) == len(states) + 1 and loads[-1] == ("load", chosen["name"])
+    loads = [e[1] for e in events[:i] if e[0] == "load"]
+    again = [chosen["name"]] if chosen["name"] != states[-1].name else []
+    assert loads == [c.name for c in states] + again and loads[-1] == chosen["name"]
 
 
 def test_eval_json_contents(run, evaluated):
