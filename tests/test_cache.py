@@ -93,7 +93,7 @@ def test_evaluate_with_a_cache_file_scores_as_a_fresh_decode_per_checkpoint(run,
     model = build_model(r)
     score = make_eval_fn(model)
     for row, c in zip(result["checkpoints"], r.ckpts, strict=True):
-        restore.load_weights(c.path, model)
+        restore.keras_load(c.path, model)  # as before #16: Keras' loader, a fresh decode
         fresh = score(pipeline.eval_dataset(r.cfg.data.dir, "valid", r.contract,
                                             batch_size=r.cfg.train.batch_size))
         assert (row["valid_acc"], row["valid_loss"]) == (fresh["acc"], fresh["loss"])

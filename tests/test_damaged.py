@@ -87,6 +87,9 @@ def test_evaluate_skips_and_lists_damaged_and_refuses_explicit(run, capsys):
     assert code == 0, err
     result = json.loads((run / "eval.json").read_text())
     assert [d["name"] for d in result["damaged"]] == [first.name, newest.name]
+    for d in result["damaged"]:  # found by the one read that scoring makes, with a notice
+        assert f"notice: skipping damaged checkpoint {run / 'checkpoints' / d['name']} ({d['reason']})" in err
+    assert result["damaged"][0]["reason"].startswith("model.weights.h5: ")
     names = [s["name"] for s in result["checkpoints"]]
     assert first.name not in names and newest.name not in names and len(names) == len(ckpts(run)) - 2
 
