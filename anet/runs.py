@@ -350,16 +350,25 @@ def choose_checkpoint(run: Run, name: str | None = None) -> tuple[checkpoints.Ch
 
 
 def open_chosen(run_dir: str | Path, ckpt: str | None = None, overrides=()):
-    """(run, checkpoint state, why it was chosen, model with its weights) for a run directory."""
+    """(run, checkpoint state, why it was chosen, model with its weights) for a run directory.
+
+    The chosen checkpoint is read once (anet.restore: that read finds a damaged one); a
+    damaged one is skipped with a notice and the next choice tried, unless named with ``ckpt``.
+    """
     run = open_run(run_dir, overrides)
+    model = None
     while True:
         chosen, why = choose_checkpoint(run, ckpt)
-        damage = restore.damaged(chosen.path)
-        if not damage:
-            return run, chosen, why, build_model(run, chosen)
-        if ckpt:  # chosen explicitly: an error, not a silent substitute
-            raise AnetError(f"{chosen.path}: checkpoint is damaged ({damage}); pick another with --ckpt")
-        print(f"notice: skipping damaged checkpoint {chosen.path} ({damage})", file=sys.stderr)
+        check_fits(run, chosen, len(run.contract.classes))
+        if model is None:  # built once, whichever checkpoint loads
+            model = build_model(run)
+        try:
+            restore.load_weights(chosen.path, model)
+            return run, chosen, why, model
+        except restore.Damaged as e:
+            if ckpt:  # chosen explicitly: an error, not a silent substitute
+                raise
+            print(restore.skip_notice(chosen.path, e.reason), file=sys.stderr)
         rest = tuple(c for c in run.ckpts if c is not chosen)
         if not rest:
             raise AnetError(f"{run.dir}: every checkpoint is damaged; train again")
