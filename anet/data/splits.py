@@ -1,7 +1,8 @@
 """Stratified, deterministic, group-aware train/valid/test assignment (pure functions).
 
 Items that share a group (one cell's chromosomes, or identical pixels) always land in the same
-split, so nothing leaks between train and test.
+split, so nothing leaks between train and test. Cells are also stratified by their karyotype
+kind, so abnormal cells reach valid and test in proportion.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def _split_greedy(counts: np.ndarray, ratios: tuple[float, float], rng: np.rando
 
     A stratum (a cell's karyotype kind, or its size: 46, 47 or 45 chromosomes) puts its
     proportional share of groups, rounded down or up, in every split. Without that, largest
-    first placed every 47-chromosome cell before the rest, and they all went to train.
+    first placed every 47-chromosome cell before the rest, and they all went to one split
+    (train, at the usual ratios).
     """
     fractions = np.array([1 - sum(ratios), *ratios])
     target = counts.sum(0)[None, :] * fractions[:, None]
