@@ -182,11 +182,12 @@ def make_train_step(model, optimizer, strategy, global_batch: int, jit_compile: 
 
 def make_eval_fn(model):
     """``evaluate(ds, split="valid") -> {"acc", "loss", "examples"}`` for the model's current
-    weights (one compiled batch function; used by training and by ``anet evaluate``). Batches
+    weights (used by training and by ``anet evaluate``). The whole pass over ``ds`` is one
+    compiled function (the loop over the batches runs in the graph, so scoring many
+    checkpoints pays no per-batch Python); its sums are read once, at the end. Batches
     ``(x, y, polarity)`` of a model with the polarity head add ``polarity_acc`` (over the
     examples of known polarity; None when there are none)."""
 
-    @tf.function(reduce_retracing=True)
     def batch_stats(totals, x, y, pol=None):
         probs, pol_probs = split_outputs(model(x, training=False))
         loss = keras.losses.sparse_categorical_crossentropy(y, probs)
@@ -197,22 +198,26 @@ def make_eval_fn(model):
             hit = tf.equal(tf.argmax(pol_probs, axis=-1, output_type=tf.int32), pol)
             stats += [tf.reduce_sum(tf.cast(tf.logical_and(hit, known), tf.float32)),
                       tf.reduce_sum(tf.cast(known, tf.float32))]
-        stats += [tf.constant(0.0)] * (len(totals) - len(stats))
-        # float64 sums in batch order, on the device: read once, after the last batch
-        return [t + tf.cast(v, tf.float64) for t, v in zip(totals, stats)]
+        stats += [tf.constant(0.0)] * (4 - len(stats))
+        stats.append(tf.cast(tf.shape(y)[0], tf.float32))
+        # float64 sums in batch order, on the device
+        return totals + tf.cast(tf.stack(stats), tf.float64)
+
+    @tf.function(reduce_retracing=True)
+    def pass_stats(ds):
+        # loss, correct, polarity correct, polarity known, examples
+        totals = tf.zeros([5], tf.float64)
+        for batch in iter(ds):  # a while loop over the iterator: the model runs in this graph
+            totals = batch_stats(totals, *batch)
+        return totals
 
     def evaluate(ds, split: str = "valid") -> dict:
-        # loss, correct, polarity correct, polarity known
-        totals = [tf.constant(0.0, tf.float64)] * 4
-        n = 0
-        for batch in ds:
-            totals = batch_stats(totals, *batch)
-            n += int(batch[1].shape[0])
+        totals = [float(t) for t in pass_stats(ds).numpy()]
+        n = int(totals[4])
         if n == 0:
             raise AnetError(pipeline.empty_split(split))
-        totals = [float(t) for t in totals]
-        out = {"acc": totals[1] / n, "loss": totals[0] / n, "examples": int(n)}
-        if len(batch) > 2 and has_polarity(model):
+        out = {"acc": totals[1] / n, "loss": totals[0] / n, "examples": n}
+        if len(ds.element_spec) > 2 and has_polarity(model):
             out["polarity_acc"] = totals[2] / totals[3] if totals[3] else None
         return out
 

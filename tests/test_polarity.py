@@ -21,7 +21,7 @@ from anet.data.sources import KARYOTYPE_CLASSES
 from anet.steps import polarity_loss
 from anet.train import train
 from tests.cli import run_cli
-from tests.tinydata import write_dataset
+from tests.tinydata import cell_folder, write_dataset
 from tests.tinyrun import tiny_config
 
 
@@ -104,10 +104,7 @@ def test_tiny_run_with_the_head(polar, tmp_path, capsys):
     assert served["polarity"].numpy()[0].decode() in ("up", "down")
     assert json.loads((tmp_path / "exp" / "export.json").read_text())["polarity"] == ["up", "down"]
     # predict --cell: labels after the assignment, polarity, the call and the karyogram
-    cell = tmp_path / "cell0"
-    cell.mkdir()
-    for f in sorted((data / "jpg").rglob("test_*.jpg"))[:6]:
-        Image.open(f).save(cell / f.name)
+    cell = cell_folder(data, tmp_path / "cell0")
     code, out, err = run_cli(["predict", "--run-dir", run, "--cell", cell, "--karyogram",
                               tmp_path / "k.png"], capsys)
     lines = out.splitlines()

@@ -15,6 +15,7 @@ from anet import karyogram, polarity
 from anet.polarity import PolarityScore, judge
 from tests.cli import run_cli
 from tests.test_polarity import polar  # noqa: F401  (the tiny trained run with the head)
+from tests.tinydata import cell_folder
 
 
 def _binom_sf(hits: int, n: int) -> float:
@@ -115,10 +116,7 @@ def test_predict_cell_follows_eval_json(polar, accuracy, at_chance, drawn, tmp_p
     ev = json.loads((run / "eval.json").read_text())
     ev["polarity"] = {"accuracy": accuracy, "examples": 1000}  # as an older eval.json has it
     (run / "eval.json").write_text(json.dumps(ev))
-    cell = tmp_path / "cell0"
-    cell.mkdir()
-    for f in sorted((data / "jpg").rglob("test_*.jpg"))[:6]:
-        Image.open(f).save(cell / f.name)
+    cell = cell_folder(data, tmp_path / "cell0")
     code, out, err = run_cli(["predict", "--run-dir", run, "--cell", cell, "--karyogram",
                               tmp_path / "k.png"], capsys)
     assert code == 0 and out.splitlines()[-1].startswith("call: "), err

@@ -66,3 +66,12 @@ def write_dataset(out: Path, *, n_per_split=None, channels=1, num_classes=3, siz
     }
     (out / "dataset.json").write_text(json.dumps(info))
     return out
+
+
+def cell_folder(data: Path, folder: Path, n: int = 6) -> Path:
+    """A one-cell folder (as `predict --cell` and `anet karyogram` read) of the first ``n`` test
+    JPGs of the tiny dataset ``data``."""
+    folder.mkdir()
+    for f in sorted((data / "jpg").rglob("test_*.jpg"))[:n]:
+        Image.open(f).save(folder / f.name)
+    return folder
