@@ -32,6 +32,7 @@ CHANGED, WRONG = "#ff8c00", "#d62728"  # outline colours
 RULE = 0x44  # grey of the line under each group
 SCALE = 2  # output pixels per crop pixel
 GAP, PAD, LABEL_H, TITLE_H, NOTE_H = 6, 24, 16, 24, 10  # in crop pixels
+EDGE = 8  # left margin, in crop pixels (the right one is the last group's PAD)
 LABEL_PX, TITLE_PX, NOTE_PX = 10, 12, 10  # font sizes (9 pt, 11 pt at 80 dpi)
 # The PNG is a palette image: 254 greys (the crops lose < 1 grey level), then the two outline
 # colours; a third of RGB's bytes to compress. zlib level 3: the default 6 costs ~3x for ~10%.
@@ -117,7 +118,7 @@ def draw(images, assigned, out: str | Path, *, title: str, argmax=None, truth=No
     row_w = [sum(sum(crops[i].shape[1] + 3 for i in groups[c]) + PAD for c in row) for row in LAYOUT]
     row_h = [max([crops[i].shape[0] for c in row for i in groups[c]] or [20]) for row in LAYOUT]
     head = TITLE_H + (NOTE_H if note else 0)
-    width, height = max(max(row_w), 300), sum(h + LABEL_H + GAP for h in row_h) + head
+    width, height = max(max(row_w) + EDGE, 300), sum(h + LABEL_H + GAP for h in row_h) + head
     sheet = Image.new("L", (width * SCALE, height * SCALE), 255)
     pen = ImageDraw.Draw(sheet)
     pen.text((width * SCALE // 2, 4), title, fill=0, font=_font(TITLE_PX), anchor="mt")
@@ -126,7 +127,7 @@ def draw(images, assigned, out: str | Path, *, title: str, argmax=None, truth=No
     outlines = []  # (box, palette index), drawn on the palette image
     y = head
     for row, h in zip(LAYOUT, row_h):
-        x = 0
+        x = EDGE
         for c in row:
             x0 = x
             for i in groups[c]:
