@@ -37,15 +37,22 @@ def _dead_pid() -> int:
 def test_stale_folders_of_gone_processes_are_removed_and_nothing_else(tmp_path):
     dead, mine = tmp_path / f".cache-{_dead_pid()}", RunPaths(tmp_path).cache
     alive = tmp_path / f".cache-{os.getppid()}"  # a running process's folder stays
-    for d in (dead, alive, tmp_path / ".cache-notes", tmp_path / "cache-1"):
+    users = tmp_path / f".cache-{_dead_pid()}0"  # a dead pid's name, but not made by anet
+    empty = tmp_path / f".cache-{_dead_pid()}1"  # made by anet, killed before the marker
+    for d in (dead, alive, users, empty, tmp_path / ".cache-notes", tmp_path / "cache-1"):
         d.mkdir()
-        (d / "split.index").write_text("x")
+        if d != empty:
+            (d / "split.index").write_text("x")
+    for d in (dead, alive):
+        (d / cache.MARKER).write_text("1\n")
     with cache.cache_folder(mine) as folder:
-        assert folder == mine and not dead.exists() and alive.is_dir()
+        assert folder == mine and not dead.exists() and alive.is_dir() and not empty.exists()
         assert cache.where(10**6, 67, 1, folder) == str(mine / "split") and mine.is_dir()
+        assert (mine / cache.MARKER).read_text() == f"{os.getpid()}\n"
     assert not mine.exists()  # removed with the command
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [alive.name, ".cache-notes", "cache-1"])
+        [alive.name, users.name, ".cache-notes", "cache-1"])
+    assert (users / "split.index").read_text() == "x"
 
 
 def test_a_folder_that_existed_before_keeps_what_it_held(tmp_path):
@@ -57,6 +64,7 @@ def test_a_folder_that_existed_before_keeps_what_it_held(tmp_path):
         assert cache.where(10**6, 67, 1, folder) == str(mine / "split")
         (folder / "split.index").write_text("x")  # what tf.data's cache file would write
         (folder / "split_tmp").mkdir()
+        assert not (mine / cache.MARKER).exists()  # not anet's folder: never removed as stale
     assert sorted(p.name for p in mine.iterdir()) == ["keep.txt", "notes"]
     assert (mine / "notes" / "n.txt").read_text() == "keep"
 

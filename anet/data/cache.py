@@ -12,7 +12,8 @@ else in a cache file inside the run directory, in a folder of this process
 (``RUN/.cache-PID/``, see ``RunPaths.cache``) that :func:`cache_folder` removes when the
 command ends (a folder of that name that existed before keeps what it held); a folder left by
 a killed process is removed by the next command that opens a cache folder in that run (only
-``.cache-PID`` folders whose process is gone: nothing else is touched).
+``.cache-PID`` folders whose process is gone and that hold anet's :data:`MARKER` file, written
+when anet makes the folder; an empty one is removed too: nothing else is touched).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 MEMORY_LIMIT = 1 << 30  # bytes of decoded images kept in memory (1 GiB); larger: a cache file
 _FOLDER = re.compile(r"\.cache-(\d+)")
+MARKER = "anet-cache"  # written into a cache folder anet makes: only such folders go as stale
 
 
 def decoded_bytes(examples: int, image_size: int, channels: int) -> int:
@@ -42,7 +44,12 @@ def where(examples: int, image_size: int, channels: int, folder: Path | None,
         return ""
     if folder is None:
         return None
-    folder.mkdir(exist_ok=True)  # only now: a split kept in memory leaves no trace
+    try:
+        folder.mkdir()  # only now: a split kept in memory leaves no trace
+    except FileExistsError:
+        pass  # made earlier by this command, or not by anet: then no marker, never stale
+    else:
+        (folder / MARKER).write_text(f"{os.getpid()}\n")
     return str(folder / "split")
 
 
@@ -57,13 +64,22 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale(run_dir: Path) -> list[Path]:
-    """Remove ``RUN/.cache-PID`` folders whose process is gone; returns them."""
+    """Remove ``RUN/.cache-PID`` folders whose process is gone and that anet made (they hold
+    :data:`MARKER`, or nothing at all); returns them."""
     gone = []
     for p in Path(run_dir).glob(".cache-*"):
         m = _FOLDER.fullmatch(p.name)
-        if m and p.is_dir() and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+        if not (m and p.is_dir() and not p.is_symlink() and int(m.group(1)) != os.getpid()
+                and not _alive(int(m.group(1)))):
+            continue
+        if (p / MARKER).is_file():
             shutil.rmtree(p, ignore_errors=True)
-            gone.append(p)
+        else:
+            try:
+                p.rmdir()  # only when empty (made, then killed before the marker)
+            except OSError:
+                continue  # holds files anet did not mark: not anet's to delete
+        gone.append(p)
     return gone
 
 
