@@ -43,17 +43,20 @@ def check_writable(folder: str | Path, what: str) -> Path:
     return folder
 
 
-def atomic_write(path: str | Path, content: str | bytes | Callable[[Path], object]) -> Path:
+def atomic_write(path: str | Path, content: str | bytes | Callable[[Path], object], *,
+                 tmp: Path | None = None) -> Path:
     """Write ``path`` via a temp file + fsync + rename: readers never see half a file.
 
     Args:
         content: the text or bytes to write, or a function that writes a file at the path it
             is given (e.g. ``lambda p: fig.savefig(p)``).
+        tmp: the temp file, beside ``path`` (default :func:`tmp_name`), for folders whose
+            readers would take the default name for one of theirs.
     Returns:
         ``path``.
     """
     path = Path(path)
-    tmp = tmp_name(path)
+    tmp = tmp or tmp_name(path)
     try:
         if callable(content):
             content(tmp)

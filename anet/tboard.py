@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from anet.files import atomic_write
+
 TRAIN, VALID, TEST = "train", "valid", "test"  # writer subfolders (TensorBoard "runs")
 
 # metrics.jsonl key -> (writer subfolder, tag); every other key is bookkeeping
@@ -187,11 +189,13 @@ def trim_after(folder: str | Path, step: int) -> list[Path]:
             dropped = True
         if not dropped:
             continue
-        tmp = path.with_name(f".anet-trim-{os.getpid()}.tmp")  # not "*tfevents*": unread
-        with tf.io.TFRecordWriter(str(tmp)) as writer:
-            for raw in kept:
-                writer.write(raw)
-        os.replace(tmp, path)
+        def write(tmp: Path, kept=kept) -> None:
+            with tf.io.TFRecordWriter(str(tmp)) as writer:
+                for raw in kept:
+                    writer.write(raw)
+
+        # the temp name has no "tfevents" in it, so TensorBoard never reads the half-written file
+        atomic_write(path, write, tmp=path.with_name(f".anet-trim-{os.getpid()}.tmp"))
         rewritten.append(path)
     return rewritten
 

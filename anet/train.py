@@ -241,7 +241,8 @@ def start(cfg: Config, paths: RunPaths, resolver=None, chief: RunPaths | None = 
         )
     if info.split_size("valid") == 0:  # else found only after the first epoch
         raise AnetError(pipeline.empty_split("valid"))
-    jit = use_xla(cfg.train.jit_compile, cfg.train.deterministic, pipeline.step_device() is not None)
+    device = pipeline.step_device()  # the GPU a single-device run's batches go to, or None
+    jit = use_xla(cfg.train.jit_compile, cfg.train.deterministic, device is not None)
     progress.note(progress.start_line(progress.device_names(), cfg.train.precision,
                                       jit, cfg.train.distribute,
                                       strategy.num_replicas_in_sync))
@@ -271,7 +272,7 @@ def start(cfg: Config, paths: RunPaths, resolver=None, chief: RunPaths | None = 
                                    distributed=cfg.train.distribute != "none",
                                    label_smoothing=cfg.train.label_smoothing,
                                    polarity_weight=cfg.model.polarity_weight, sums=sums),
-        sums=sums, device=pipeline.step_device(),
+        sums=sums, device=device,
         evaluate=make_eval_fn(model),
         valid_ds=pipeline.decoded_once(  # decoded at the first validation, then kept
             cfg.data.dir, "valid", spec, examples=info.split_size("valid"), batch_size=batch,
